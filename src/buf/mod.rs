@@ -1,0 +1,205 @@
+//! Owned buffers: the contract between a buffer and the kernel.
+//!
+//! An operation takes its buffer by value and hands it back with the result, as a
+//! [`BufResult`], on every path: success, error and cancellation. While the operation is in
+//! flight the buffer belongs to the runtime; if the future is dropped, the runtime keeps the
+//! buffer until the kernel reports the operation complete and only then drops it.
+//!
+//! [`IoBuf`] (bytes to send) and [`IoBufMut`] (room to receive into) are `unsafe` traits: the
+//! kernel reads and writes through the raw pointers they return, long after the borrow that
+//! produced them has ended, so an implementation must keep those pointers valid and stable.
+//!
+//! ```
+//! use corering::IoBuf;
+//! let buf = b"hello world".to_vec();
+//! let tail = buf.slice(6..);
+//! assert_eq!(&tail[..], b"world");
+//! let buf: Vec<u8> = tail.into_inner();
+//! assert_eq!(buf.len(), 11);
+//! ```
+mod slice;
+
+pub use slice::Slice;
+
+use std::io;
+use std::ops::{Bound, RangeBounds};
+
+/// The result of an operation that borrowed a buffer: the outcome and the buffer itself.
+pub type BufResult<T, B> = (io::Result<T>, B);
+
+/// A buffer whose initialised bytes can be handed to the kernel to read (e.g. for a send).
+///
+/// # Safety
+///
+/// The pointer returned by [`stable_ptr`](IoBuf::stable_ptr) must point at `bytes_total()`
+/// bytes of memory of which the first `bytes_init()` are initialised, and it must stay valid
+/// and unchanged while the value is **moved** (the runtime moves buffers into its op table) and
+/// for as long as the value is alive and not accessed mutably through its own API. In practice:
+/// the bytes live on the heap (or in `'static` memory), not inline in the value.
+pub unsafe trait IoBuf: Unpin + 'static {
+    /// The address of the first byte.
+    fn stable_ptr(&self) -> *const u8;
+    /// How many bytes from [`stable_ptr`](IoBuf::stable_ptr) are initialised (a write sends these).
+    fn bytes_init(&self) -> usize;
+    /// How many bytes the buffer can hold (a read may fill up to this many).
+    fn bytes_total(&self) -> usize;
+
+    /// A view of `range` of this buffer, which is itself a buffer. The range is checked against
+    /// [`bytes_total`](IoBuf::bytes_total); `..` ends at `bytes_init()`.
+    ///
+    /// # Panics
+    ///
+    /// If the range is reversed or ends past `bytes_total()`.
+    fn slice(self, range: impl RangeBounds<usize>) -> Slice<Self>
+    where
+        Self: Sized,
+    {
+        let begin = match range.start_bound() {
+            Bound::Included(&n) => n,
+            Bound::Excluded(&n) => n.checked_add(1).expect("slice range overflows"),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&n) => n.checked_add(1).expect("slice range overflows"),
+            Bound::Excluded(&n) => n,
+            Bound::Unbounded => self.bytes_init(),
+        };
+        assert!(
+            begin <= end,
+            "slice range starts at {begin} but ends at {end}"
+        );
+        assert!(
+            end <= self.bytes_total(),
+            "slice range ends at {end} but the buffer holds {}",
+            self.bytes_total()
+        );
+        Slice::new(self, begin, end)
+    }
+}
+
+/// A buffer the kernel may write into (e.g. for a receive).
+///
+/// A read writes at [`stable_mut_ptr`](IoBufMut::stable_mut_ptr) (offset 0 of the buffer) up to
+/// [`bytes_total`](IoBuf::bytes_total) bytes, then calls [`set_init`](IoBufMut::set_init) with
+/// the count it received.
+///
+/// # Safety
+///
+/// As for [`IoBuf`], and the memory behind `stable_mut_ptr()` must be writable for
+/// `bytes_total()` bytes.
+pub unsafe trait IoBufMut: IoBuf {
+    /// The address of the first byte, for writing.
+    fn stable_mut_ptr(&mut self) -> *mut u8;
+    /// Records that the first `pos` bytes are initialised. Never shrinks what is initialised.
+    ///
+    /// # Safety
+    ///
+    /// The first `pos` bytes must really be initialised, and `pos <= bytes_total()`.
+    unsafe fn set_init(&mut self, pos: usize);
+}
+
+// SAFETY: a Vec's bytes live on the heap; moving the Vec moves only its (ptr, len, cap) triple,
+// and the allocation does not change unless the Vec is grown through its own API.
+unsafe impl IoBuf for Vec<u8> {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.capacity()
+    }
+}
+
+// SAFETY: as for IoBuf; the capacity is writable memory owned by the Vec.
+unsafe impl IoBufMut for Vec<u8> {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.as_mut_ptr()
+    }
+    unsafe fn set_init(&mut self, pos: usize) {
+        if self.len() < pos {
+            // SAFETY: the caller guarantees the first `pos` bytes are initialised and that
+            // `pos <= capacity`.
+            unsafe { self.set_len(pos) };
+        }
+    }
+}
+
+// SAFETY: a boxed slice's bytes live on the heap and never move or resize.
+unsafe impl IoBuf for Box<[u8]> {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.len()
+    }
+}
+
+// SAFETY: as above; every byte of a boxed slice is initialised and writable.
+unsafe impl IoBufMut for Box<[u8]> {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.as_mut_ptr()
+    }
+    unsafe fn set_init(&mut self, _pos: usize) {}
+}
+
+// SAFETY: 'static memory is valid for the life of the program and immutable here.
+unsafe impl IoBuf for &'static [u8] {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.len()
+    }
+}
+
+// SAFETY: as for &'static [u8].
+unsafe impl IoBuf for &'static str {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vec_contract() {
+        let mut v = Vec::with_capacity(16);
+        v.extend_from_slice(b"abc");
+        assert_eq!(v.bytes_init(), 3);
+        assert!(v.bytes_total() >= 16);
+        // SAFETY: the first 3 bytes are initialised; set_init never shrinks.
+        unsafe { v.set_init(1) };
+        assert_eq!(v.len(), 3);
+    }
+
+    #[test]
+    fn slice_bounds() {
+        let v = b"hello".to_vec();
+        let s = v.slice(1..=3);
+        assert_eq!((s.begin(), s.end()), (1, 4));
+        assert_eq!(&s[..], b"ell");
+    }
+
+    #[test]
+    #[should_panic(expected = "buffer holds")]
+    fn slice_past_total_panics() {
+        let v: Box<[u8]> = vec![0; 4].into_boxed_slice();
+        let _ = v.slice(..5);
+    }
+}

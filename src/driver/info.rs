@@ -1,0 +1,121 @@
+//! What backend runs, and why: the recorded decision.
+use std::fmt;
+
+/// Which backend a runtime runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BackendKind {
+    /// Completions on an io_uring ring.
+    Uring,
+    /// Readiness from epoll; the syscalls are made by the runtime.
+    Epoll,
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BackendKind::Uring => "io_uring",
+            BackendKind::Epoll => "epoll",
+        })
+    }
+}
+
+/// Which backend a [`Builder`](crate::Builder) asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum BackendChoice {
+    /// io_uring where it works, else epoll. The `CORERING_BACKEND` environment variable
+    /// (`uring`, `epoll` or `auto`) overrides this choice, and only this one.
+    #[default]
+    Auto,
+    /// io_uring or an error: building fails where io_uring is unavailable.
+    Uring,
+    /// epoll, even where io_uring works.
+    Epoll,
+}
+
+impl std::str::FromStr for BackendChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" | "" => Ok(BackendChoice::Auto),
+            "uring" | "io_uring" | "io-uring" => Ok(BackendChoice::Uring),
+            "epoll" => Ok(BackendChoice::Epoll),
+            other => Err(format!(
+                "unknown backend {other:?}: expected uring, epoll or auto"
+            )),
+        }
+    }
+}
+
+/// The io_uring side of the decision: how the ring was set up and what the kernel offers.
+#[derive(Clone, Debug, Default)]
+pub struct UringInfo {
+    /// Submission queue entries (the completion queue has twice as many).
+    pub entries: u32,
+    /// Setup flags the ring was created with (e.g. `SINGLE_ISSUER`).
+    pub setup_flags: Vec<&'static str>,
+    /// `IORING_FEAT_*` bits the kernel reported.
+    pub features: Vec<&'static str>,
+    /// Opcodes corering can use that this kernel lacks (each has a fallback).
+    pub opcodes_missing: Vec<&'static str>,
+    /// Whether `io_uring_enter` takes a timeout (5.11); without it a TIMEOUT entry bounds waits.
+    pub ext_arg: bool,
+    /// Every setup attempt, in order, with its outcome.
+    pub attempts: Vec<String>,
+}
+
+/// The backend a runtime runs and why it was chosen. `Display` prints a short report.
+#[derive(Clone, Debug)]
+pub struct BackendInfo {
+    pub(crate) kind: BackendKind,
+    pub(crate) reason: String,
+    pub(crate) uring: Option<UringInfo>,
+}
+
+impl BackendInfo {
+    /// The backend that runs.
+    pub fn kind(&self) -> BackendKind {
+        self.kind
+    }
+    /// Why it was chosen (e.g. "asked for epoll", or why io_uring could not be used).
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+    /// Ring details, on io_uring.
+    pub fn uring(&self) -> Option<&UringInfo> {
+        self.uring.as_ref()
+    }
+}
+
+impl fmt::Display for BackendInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "backend: {}", self.kind)?;
+        write!(f, "reason:  {}", self.reason)?;
+        if let Some(u) = &self.uring {
+            write!(
+                f,
+                "\nring:    {} entries, setup flags [{}]",
+                u.entries,
+                u.setup_flags.join(" ")
+            )?;
+            write!(f, "\nfeatures: [{}]", u.features.join(" "))?;
+            if !u.opcodes_missing.is_empty() {
+                write!(
+                    f,
+                    "\nmissing opcodes (fallbacks in use): [{}]",
+                    u.opcodes_missing.join(" ")
+                )?;
+            }
+            write!(
+                f,
+                "\nwait timeout: {}",
+                if u.ext_arg {
+                    "on io_uring_enter (EXT_ARG)"
+                } else {
+                    "TIMEOUT entry"
+                }
+            )?;
+        }
+        Ok(())
+    }
+}

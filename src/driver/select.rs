@@ -1,0 +1,384 @@
+//! Backend selection: the one place the backend is chosen, and the recorded reason.
+//!
+//! Setup tries io_uring with the newest flags first and steps down on the kernel's answer:
+//!
+//! | `io_uring_setup` says | meaning                                        | we do |
+//! |---|---|---|
+//! | `EINVAL`              | a flag is newer than this kernel               | drop the newest flag, retry |
+//! | `ENOMEM`              | ring memory charged to RLIMIT_MEMLOCK (< 5.12) | halve the entries (down to 16), retry |
+//! | `ENOSYS`              | no io_uring (old kernel, podman's seccomp)     | epoll |
+//! | `EPERM` / `EACCES`    | forbidden (Docker ≥ 25 seccomp, `kernel.io_uring_disabled`) | epoll |
+//!
+//! Then IORING_REGISTER_PROBE checks the opcodes we submit; a missing required one means epoll.
+//! Tiers come from the probe and the feature bits, never from `uname`.
+use std::io;
+use std::os::fd::RawFd;
+
+use bitflags::bitflags;
+use io_uring::{opcode, IoUring, Probe};
+
+use super::{BackendChoice, BackendInfo, BackendKind, Driver, EpollDriver, UringDriver, UringInfo};
+
+bitflags! {
+    /// io_uring setup flags we ask for, newest first in [`SetupFlags::NEWEST_FIRST`].
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub(crate) struct SetupFlags: u8 {
+        /// 5.19: completions are posted when we enter the kernel, not by interrupting us.
+        const COOP_TASKRUN = 1 << 0;
+        /// 6.0: only the creating thread submits (true of a per-core ring).
+        const SINGLE_ISSUER = 1 << 1;
+        /// 6.1: completion work runs only when we wait for it (needs SINGLE_ISSUER).
+        const DEFER_TASKRUN = 1 << 2;
+    }
+}
+
+impl SetupFlags {
+    const NEWEST_FIRST: [SetupFlags; 3] = [
+        SetupFlags::DEFER_TASKRUN,
+        SetupFlags::SINGLE_ISSUER,
+        SetupFlags::COOP_TASKRUN,
+    ];
+
+    fn names(self) -> Vec<&'static str> {
+        self.iter_names().map(|(n, _)| n).collect()
+    }
+}
+
+/// The smallest ring we try before giving up on ENOMEM.
+const MIN_ENTRIES: u32 = 16;
+
+/// Opcodes without which the io_uring backend cannot run.
+const REQUIRED_OPCODES: [(u8, &str); 9] = [
+    (opcode::Nop::CODE, "NOP"),
+    (opcode::Accept::CODE, "ACCEPT"),
+    (opcode::Connect::CODE, "CONNECT"),
+    (opcode::Send::CODE, "SEND"),
+    (opcode::Recv::CODE, "RECV"),
+    (opcode::Close::CODE, "CLOSE"),
+    (opcode::Timeout::CODE, "TIMEOUT"),
+    (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
+    (opcode::Read::CODE, "READ"),
+];
+
+/// A successful setup: the ring and what was learned making it.
+pub(crate) struct RingSetup<R> {
+    pub ring: R,
+    pub entries: u32,
+    pub flags: SetupFlags,
+    pub attempts: Vec<String>,
+}
+
+/// A failed setup: the last error and every attempt.
+pub(crate) struct SetupFailure {
+    pub error: io::Error,
+    pub attempts: Vec<String>,
+}
+
+/// Steps down through flags and sizes as the kernel's errors say. `build` is the real
+/// `io_uring_setup` in production and a fake in tests.
+pub(crate) fn setup_ring<R>(
+    entries: u32,
+    mut build: impl FnMut(u32, SetupFlags) -> io::Result<R>,
+) -> Result<RingSetup<R>, SetupFailure> {
+    let mut flags = SetupFlags::all();
+    let mut entries = entries.max(MIN_ENTRIES);
+    let mut attempts = Vec::new();
+    loop {
+        let label = format!("{entries} entries [{}]", flags.names().join(" "));
+        match build(entries, flags) {
+            Ok(ring) => {
+                attempts.push(format!("{label}: ok"));
+                return Ok(RingSetup {
+                    ring,
+                    entries,
+                    flags,
+                    attempts,
+                });
+            }
+            Err(error) => {
+                attempts.push(format!("{label}: {error}"));
+                match error.raw_os_error() {
+                    Some(libc::EINVAL) if !flags.is_empty() => {
+                        let newest = SetupFlags::NEWEST_FIRST
+                            .into_iter()
+                            .find(|f| flags.contains(*f));
+                        flags.remove(newest.unwrap_or(SetupFlags::all()));
+                    }
+                    Some(libc::ENOMEM) if entries / 2 >= MIN_ENTRIES => entries /= 2,
+                    _ => return Err(SetupFailure { error, attempts }),
+                }
+            }
+        }
+    }
+}
+
+fn build_ring(entries: u32, flags: SetupFlags) -> io::Result<IoUring> {
+    let mut builder = IoUring::builder();
+    builder.setup_cqsize(entries * 2);
+    if flags.contains(SetupFlags::COOP_TASKRUN) {
+        builder.setup_coop_taskrun();
+    }
+    if flags.contains(SetupFlags::SINGLE_ISSUER) {
+        builder.setup_single_issuer();
+    }
+    if flags.contains(SetupFlags::DEFER_TASKRUN) {
+        builder.setup_defer_taskrun();
+    }
+    builder.build(entries)
+}
+
+fn feature_names(p: &io_uring::Parameters) -> Vec<&'static str> {
+    let all = [
+        (p.is_feature_single_mmap(), "SINGLE_MMAP"),
+        (p.is_feature_nodrop(), "NODROP"),
+        (p.is_feature_submit_stable(), "SUBMIT_STABLE"),
+        (p.is_feature_rw_cur_pos(), "RW_CUR_POS"),
+        (p.is_feature_cur_personality(), "CUR_PERSONALITY"),
+        (p.is_feature_fast_poll(), "FAST_POLL"),
+        (p.is_feature_poll_32bits(), "POLL_32BITS"),
+        (p.is_feature_sqpoll_nonfixed(), "SQPOLL_NONFIXED"),
+        (p.is_feature_ext_arg(), "EXT_ARG"),
+        (p.is_feature_native_workers(), "NATIVE_WORKERS"),
+        (p.is_feature_resource_tagging(), "RSRC_TAGS"),
+        (p.is_feature_skip_cqe_on_success(), "CQE_SKIP"),
+        (p.is_feature_linked_file(), "LINKED_FILE"),
+        (p.is_feature_recvsend_bundle(), "RECVSEND_BUNDLE"),
+    ];
+    all.into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, n)| n)
+        .collect()
+}
+
+/// Why io_uring could not be used, in words a user can act on.
+fn explain(error: &io::Error) -> String {
+    let hint = match error.raw_os_error() {
+        Some(libc::ENOSYS) => "the kernel has no io_uring (before 5.1, or a seccomp profile such as podman's answers ENOSYS)",
+        Some(libc::EPERM) | Some(libc::EACCES) => "io_uring is forbidden here (a seccomp profile such as Docker's, or the kernel.io_uring_disabled sysctl)",
+        Some(libc::ENOMEM) => "not enough locked memory for a ring (RLIMIT_MEMLOCK; kernels before 5.12 charge ring memory to it)",
+        Some(libc::EINVAL) => "the kernel rejected every ring configuration we tried",
+        _ => "io_uring setup failed",
+    };
+    format!("io_uring unavailable: {hint}: {error}")
+}
+
+/// Tries to make an io_uring driver: the driver, or why not.
+fn try_uring(
+    entries: u32,
+    wake_fd: RawFd,
+) -> Result<(UringDriver, UringInfo), (String, io::Error)> {
+    let setup = setup_ring(entries, build_ring).map_err(|f| {
+        let why = format!(
+            "{} (attempts: {})",
+            explain(&f.error),
+            f.attempts.join("; ")
+        );
+        (why, f.error)
+    })?;
+    let ring = setup.ring;
+    let mut probe = Probe::new();
+    if let Err(e) = ring.submitter().register_probe(&mut probe) {
+        let why =
+            format!("io_uring present but IORING_REGISTER_PROBE failed (kernel before 5.6?): {e}");
+        return Err((why, e));
+    }
+    let missing: Vec<&str> = REQUIRED_OPCODES
+        .iter()
+        .filter(|(code, _)| !probe.is_supported(*code))
+        .map(|(_, name)| *name)
+        .collect();
+    if !missing.is_empty() {
+        let why = format!("io_uring lacks required opcodes: {}", missing.join(" "));
+        return Err((why, io::Error::from(io::ErrorKind::Unsupported)));
+    }
+    let caps = crate::op::UringCaps {
+        shutdown: probe.is_supported(opcode::Shutdown::CODE),
+    };
+    let params = ring.params();
+    let info = UringInfo {
+        entries: setup.entries,
+        setup_flags: setup.flags.names(),
+        features: feature_names(params),
+        opcodes_missing: if caps.shutdown {
+            vec![]
+        } else {
+            vec!["SHUTDOWN"]
+        },
+        ext_arg: params.is_feature_ext_arg(),
+        attempts: setup.attempts,
+    };
+    let defer_taskrun = setup.flags.contains(SetupFlags::DEFER_TASKRUN);
+    let driver = UringDriver::new(ring, caps, info.ext_arg, defer_taskrun, wake_fd)
+        .map_err(|e| (format!("io_uring driver setup failed: {e}"), e))?;
+    Ok((driver, info))
+}
+
+/// Applies `CORERING_BACKEND` to an `Auto` choice.
+fn resolve(choice: BackendChoice) -> io::Result<(BackendChoice, &'static str)> {
+    if choice != BackendChoice::Auto {
+        return Ok((choice, "asked for by the builder"));
+    }
+    match std::env::var("CORERING_BACKEND") {
+        Ok(v) => v
+            .parse::<BackendChoice>()
+            .map(|c| (c, "asked for by CORERING_BACKEND"))
+            .map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("CORERING_BACKEND: {e}"),
+                )
+            }),
+        Err(_) => Ok((BackendChoice::Auto, "auto")),
+    }
+}
+
+/// Chooses the backend, makes its driver and records why.
+pub(crate) fn select(
+    choice: BackendChoice,
+    entries: u32,
+    wake_fd: RawFd,
+) -> io::Result<(Driver, BackendInfo)> {
+    let (choice, source) = resolve(choice)?;
+    let epoll = |reason: String| -> io::Result<(Driver, BackendInfo)> {
+        let driver = EpollDriver::new(wake_fd)?;
+        Ok((
+            Driver::Epoll(driver),
+            BackendInfo {
+                kind: BackendKind::Epoll,
+                reason,
+                uring: None,
+            },
+        ))
+    };
+    match choice {
+        BackendChoice::Epoll => epoll(format!("epoll {source}")),
+        BackendChoice::Uring => match try_uring(entries, wake_fd) {
+            Ok((d, info)) => Ok((
+                Driver::Uring(d),
+                BackendInfo {
+                    kind: BackendKind::Uring,
+                    reason: format!("io_uring {source}"),
+                    uring: Some(info),
+                },
+            )),
+            Err((why, e)) => Err(io::Error::new(
+                if e.kind() == io::ErrorKind::Other {
+                    io::ErrorKind::Unsupported
+                } else {
+                    e.kind()
+                },
+                format!("corering: io_uring backend {source} but {why}"),
+            )),
+        },
+        BackendChoice::Auto => match try_uring(entries, wake_fd) {
+            Ok((d, info)) => Ok((
+                Driver::Uring(d),
+                BackendInfo {
+                    kind: BackendKind::Uring,
+                    reason: format!("io_uring works here ({source})"),
+                    uring: Some(info),
+                },
+            )),
+            Err((why, _)) => epoll(format!("fell back to epoll: {why}")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errno(e: i32) -> io::Error {
+        io::Error::from_raw_os_error(e)
+    }
+
+    #[test]
+    fn einval_drops_newest_flags_first() {
+        let mut seen = Vec::new();
+        let out = setup_ring(256, |n, f| {
+            seen.push(f);
+            if f.contains(SetupFlags::SINGLE_ISSUER) {
+                Err(errno(libc::EINVAL))
+            } else {
+                Ok(n)
+            }
+        })
+        .ok()
+        .unwrap();
+        assert_eq!(out.flags, SetupFlags::COOP_TASKRUN);
+        assert_eq!(
+            seen,
+            vec![
+                SetupFlags::all(),
+                SetupFlags::SINGLE_ISSUER | SetupFlags::COOP_TASKRUN,
+                SetupFlags::COOP_TASKRUN
+            ]
+        );
+        assert_eq!(out.attempts.len(), 3);
+    }
+
+    #[test]
+    fn einval_with_no_flags_left_fails() {
+        let err = setup_ring(64, |_, _| Err::<(), _>(errno(libc::EINVAL)))
+            .err()
+            .unwrap();
+        assert_eq!(err.error.raw_os_error(), Some(libc::EINVAL));
+        assert_eq!(err.attempts.len(), 4);
+    }
+
+    #[test]
+    fn enomem_halves_entries_down_to_the_minimum() {
+        let mut sizes = Vec::new();
+        let err = setup_ring(256, |n, _| {
+            sizes.push(n);
+            Err::<(), _>(errno(libc::ENOMEM))
+        })
+        .err()
+        .unwrap();
+        assert_eq!(sizes, vec![256, 128, 64, 32, 16]);
+        assert_eq!(err.error.raw_os_error(), Some(libc::ENOMEM));
+
+        let ok = setup_ring(256, |n, _| {
+            if n > 64 {
+                Err(errno(libc::ENOMEM))
+            } else {
+                Ok(n)
+            }
+        })
+        .ok()
+        .unwrap();
+        assert_eq!(ok.entries, 64);
+    }
+
+    #[test]
+    fn enosys_and_eperm_give_up_at_once() {
+        for e in [libc::ENOSYS, libc::EPERM] {
+            let mut calls = 0;
+            let err = setup_ring(256, |_, _| {
+                calls += 1;
+                Err::<(), _>(errno(e))
+            })
+            .err()
+            .unwrap();
+            assert_eq!(calls, 1);
+            assert!(explain(&err.error).contains("io_uring unavailable"));
+        }
+    }
+
+    #[test]
+    fn backend_choice_parses() {
+        assert_eq!(
+            "uring".parse::<BackendChoice>().unwrap(),
+            BackendChoice::Uring
+        );
+        assert_eq!(
+            "EPOLL".parse::<BackendChoice>().unwrap(),
+            BackendChoice::Epoll
+        );
+        assert_eq!(
+            "auto".parse::<BackendChoice>().unwrap(),
+            BackendChoice::Auto
+        );
+        assert!("kqueue".parse::<BackendChoice>().is_err());
+    }
+}

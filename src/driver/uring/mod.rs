@@ -1,0 +1,331 @@
+//! The completion backend: one io_uring ring per core.
+//!
+//! Ops are pushed into the submission queue as they are first polled and handed to the
+//! kernel together, by the one `io_uring_enter` of each loop turn (or earlier only when the
+//! submission queue is full). That enter also waits, bounded by the next timer: through
+//! EXT_ARG's timeout (5.11), else through a TIMEOUT entry that completes on the first other
+//! completion or at the deadline.
+use std::io;
+use std::mem::ManuallyDrop;
+use std::os::fd::RawFd;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
+
+use super::{DriverStats, Leftover, OpSlot, Ready, CANCEL_TOKEN, TIMEOUT_TOKEN, WAKE_TOKEN};
+use crate::op::slot::{OnDrop, OpTable};
+use crate::op::{OpCode, UringCaps, UringStep};
+use crate::sys::cqe_result;
+
+/// `IORING_ENTER_GETEVENTS`: wait for (and, with DEFER_TASKRUN, run) completions.
+const ENTER_GETEVENTS: u32 = 1;
+
+/// How long shutdown waits for cancelled ops to answer before it gives up and leaks them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+pub(crate) struct UringDriver {
+    /// Not dropped if shutdown had to abandon ops still in the kernel (see `leaked`).
+    ring: ManuallyDrop<IoUring>,
+    pub(super) ops: OpTable,
+    pub(super) ready: Ready,
+    pub(super) stats: DriverStats,
+    caps: UringCaps,
+    ext_arg: bool,
+    /// DEFER_TASKRUN rings post completions only when we enter with GETEVENTS.
+    defer_taskrun: bool,
+    /// The eventfd another thread writes to wake this core; a READ on it stays armed.
+    wake_fd: RawFd,
+    /// Where that READ lands; boxed so its address is stable while the READ is in flight.
+    wake_buf: Box<u64>,
+    wake_armed: bool,
+    /// The timespec of the park TIMEOUT entry (kernels without EXT_ARG). The kernel copies it
+    /// when the entry is prepared, inside the enter that submits it.
+    park_ts: Box<types::Timespec>,
+    /// Completions the kernel reported as overflowed so far (to count new ones).
+    last_overflow: u32,
+    /// When the driver has leaked its ring (shutdown could not drain it), nothing more is done.
+    leaked: bool,
+}
+
+impl UringDriver {
+    pub fn new(
+        ring: IoUring,
+        caps: UringCaps,
+        ext_arg: bool,
+        defer_taskrun: bool,
+        wake_fd: RawFd,
+    ) -> io::Result<UringDriver> {
+        // Blocking-capable ops could otherwise start one io-wq worker per op; cap the unbounded
+        // pool (5.15+; older kernels answer EINVAL and keep their default).
+        let mut max_workers = [0u32, 64];
+        let _ = ring.submitter().register_iowq_max_workers(&mut max_workers);
+        Ok(UringDriver {
+            ring: ManuallyDrop::new(ring),
+            ops: OpTable::default(),
+            ready: Ready::default(),
+            stats: DriverStats::default(),
+            caps,
+            ext_arg,
+            defer_taskrun,
+            wake_fd,
+            wake_buf: Box::new(0),
+            wake_armed: false,
+            park_ts: Box::new(types::Timespec::new()),
+            last_overflow: 0,
+            leaked: false,
+        })
+    }
+
+    pub fn poll_op<T: OpCode>(
+        &mut self,
+        slot: &mut OpSlot,
+        op: &mut T,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<u32>> {
+        if let Some(index) = slot.index {
+            return self.ops.poll(index, cx.waker()).map(|(res, _flags)| {
+                slot.index = None;
+                cqe_result(res)
+            });
+        }
+        let entry = match op.uring_entry(&self.caps) {
+            UringStep::Submit(entry) => entry,
+            UringStep::Done(res) => return Poll::Ready(res),
+        };
+        let index = self.ops.insert(cx.waker());
+        if let Err(e) = self.push(entry.user_data(index as u64)) {
+            // The entry never reached the queue: nothing of the op is in the kernel.
+            self.ops.remove(index);
+            return Poll::Ready(Err(e));
+        }
+        self.stats.ops_submitted += 1;
+        slot.index = Some(index);
+        Poll::Pending
+    }
+
+    pub fn drop_op<T: OpCode>(&mut self, slot: &mut OpSlot, data: T) -> Leftover<T> {
+        let Some(index) = slot.index.take() else {
+            return Leftover::Data(data);
+        };
+        if self.leaked {
+            // The ring was abandoned with this op in it: its memory must never be freed.
+            std::mem::forget(data);
+            return Leftover::None;
+        }
+        match self.ops.orphan(index, Box::new(data)) {
+            OnDrop::AlreadyDone(resources, res) => Leftover::Finish(resources, res),
+            OnDrop::Orphaned => {
+                self.cancel(index);
+                Leftover::None
+            }
+        }
+    }
+
+    /// Queues an ASYNC_CANCEL for the op in `index`. If it cannot be queued the op simply runs
+    /// to completion; its resources are kept either way.
+    fn cancel(&mut self, index: usize) {
+        let entry = opcode::AsyncCancel::new(index as u64)
+            .build()
+            .user_data(CANCEL_TOKEN);
+        let _ = self.push(entry);
+    }
+
+    /// Pushes an entry, flushing the queue to the kernel first if it is full.
+    fn push(&mut self, entry: squeue::Entry) -> io::Result<()> {
+        loop {
+            // SAFETY: every entry we build points only at memory owned by an op in the op table
+            // (or by this driver), which stays alive until the entry's completion is reaped.
+            if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                return Ok(());
+            }
+            self.enter(0, None)?;
+        }
+    }
+
+    /// One `io_uring_enter`: submits what is queued and waits for `want` completions (bounded
+    /// by `timeout` when given with EXT_ARG). Transient errors are handled here.
+    fn enter(&mut self, want: u32, timeout: Option<Duration>) -> io::Result<()> {
+        loop {
+            self.stats.waits += 1;
+            let submitter = self.ring.submitter();
+            let res = match timeout {
+                Some(d) if want > 0 && self.ext_arg => {
+                    let ts = types::Timespec::from(d);
+                    let args = types::SubmitArgs::new().timespec(&ts);
+                    submitter.submit_with_args(want as usize, &args)
+                }
+                _ => {
+                    let to_submit = self.ring.submission().len() as u32;
+                    let flags = ENTER_GETEVENTS;
+                    // SAFETY: a plain enter with no extra argument; the queued entries satisfy
+                    // the contract stated in `push`.
+                    unsafe {
+                        self.ring
+                            .submitter()
+                            .enter::<libc::sigset_t>(to_submit, want, flags, None)
+                    }
+                }
+            };
+            match res {
+                Ok(_) => return Ok(()),
+                Err(e) => match e.raw_os_error() {
+                    // Timed out, or a signal: the wait is over either way.
+                    Some(libc::ETIME) | Some(libc::EINTR) => return Ok(()),
+                    // 5.10–5.12 refuse submissions while completions overflow: reap, retry.
+                    Some(libc::EBUSY) | Some(libc::EAGAIN) => {
+                        if self.reap() == 0 {
+                            // Nothing to reap yet: wait for one completion instead of spinning.
+                            self.stats.waits += 1;
+                            // SAFETY: as above; submits nothing, waits for one completion.
+                            let _ = unsafe {
+                                self.ring.submitter().enter::<libc::sigset_t>(
+                                    0,
+                                    1,
+                                    ENTER_GETEVENTS,
+                                    None,
+                                )
+                            };
+                        }
+                    }
+                    _ => return Err(e),
+                },
+            }
+        }
+    }
+
+    /// Records every completion in the queue; returns how many there were.
+    fn reap(&mut self) -> usize {
+        let mut n = 0;
+        let mut cq = self.ring.completion();
+        cq.sync();
+        let overflow = cq.overflow();
+        for cqe in &mut cq {
+            n += 1;
+            handle_cqe(
+                &cqe,
+                &mut self.ops,
+                &mut self.ready,
+                &mut self.stats,
+                &mut self.wake_armed,
+            );
+        }
+        if overflow != self.last_overflow {
+            self.stats.cq_overflows += u64::from(overflow.wrapping_sub(self.last_overflow));
+            self.last_overflow = overflow;
+        }
+        n
+    }
+
+    fn arm_wake(&mut self) -> io::Result<()> {
+        let entry = opcode::Read::new(
+            types::Fd(self.wake_fd),
+            (&mut *self.wake_buf as *mut u64).cast(),
+            8,
+        )
+        .build()
+        .user_data(WAKE_TOKEN);
+        self.push(entry)?;
+        self.wake_armed = true;
+        Ok(())
+    }
+
+    /// One loop turn: submit, wait up to `timeout` (`None`: until something completes), reap.
+    pub fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        if self.leaked {
+            return Ok(());
+        }
+        if !self.wake_armed {
+            self.arm_wake()?;
+        }
+        match timeout {
+            Some(d) if d.is_zero() => {
+                let queued = !self.ring.submission().is_empty();
+                if queued || self.defer_taskrun {
+                    self.enter(0, None)?;
+                }
+            }
+            Some(d) if !self.ext_arg => {
+                *self.park_ts = types::Timespec::from(d);
+                // count = 1: the entry completes at the deadline or on the first other
+                // completion, so it never outlives this wait by more than one turn.
+                let entry = opcode::Timeout::new(&*self.park_ts)
+                    .count(1)
+                    .build()
+                    .user_data(TIMEOUT_TOKEN);
+                self.push(entry)?;
+                self.enter(1, None)?;
+            }
+            timeout => self.enter(1, timeout)?,
+        }
+        self.reap();
+        Ok(())
+    }
+
+    /// Cancels everything in flight and waits until the kernel has answered all of it.
+    pub fn shutdown(&mut self) {
+        if self.leaked {
+            return;
+        }
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        let entry = opcode::AsyncCancel::new(WAKE_TOKEN)
+            .build()
+            .user_data(CANCEL_TOKEN);
+        if self.wake_armed {
+            let _ = self.push(entry);
+        }
+        for index in self.ops.in_flight() {
+            self.cancel(index);
+        }
+        while !self.ops.in_flight().is_empty() || self.wake_armed {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                eprintln!(
+                    "corering: {} io_uring ops did not answer their cancel within {:?}; \
+                     leaking the ring and their memory rather than freeing memory the kernel may use",
+                    self.ops.len(),
+                    SHUTDOWN_GRACE
+                );
+                self.leaked = true;
+                return;
+            }
+            if self
+                .enter(1, Some(left.min(Duration::from_millis(100))))
+                .is_err()
+            {
+                self.leaked = true;
+                return;
+            }
+            // Orphans whose completion arrives land in `ready`, which the runtime runs after
+            // this returns.
+            self.reap();
+        }
+    }
+}
+
+impl Drop for UringDriver {
+    fn drop(&mut self) {
+        if !self.leaked {
+            // SAFETY: dropped once, here; when `leaked` is set the ring stays mapped and open
+            // for good, because the kernel may still complete into op memory leaked with it.
+            unsafe { ManuallyDrop::drop(&mut self.ring) };
+        }
+    }
+}
+
+fn handle_cqe(
+    cqe: &cqueue::Entry,
+    ops: &mut OpTable,
+    ready: &mut Ready,
+    stats: &mut DriverStats,
+    wake_armed: &mut bool,
+) {
+    match cqe.user_data() {
+        WAKE_TOKEN => *wake_armed = false,
+        CANCEL_TOKEN | TIMEOUT_TOKEN => {}
+        index => {
+            stats.ops_completed += 1;
+            ready.push(ops.complete(index as usize, cqe.result(), cqe.flags()));
+        }
+    }
+}

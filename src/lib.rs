@@ -1,0 +1,55 @@
+//! # corering
+//!
+//! A thread-per-core async runtime for Linux 5.10+. Reads, writes, accepts and the other
+//! operations are submitted as **completions** on an io_uring ring; where io_uring is missing or
+//! forbidden, the same binary runs a **readiness** backend on epoll (the model of Go's
+//! netpoller). Per-connection code still reads like blocking code:
+//!
+//! ```no_run
+//! use corering::{net::TcpListener, IoBuf};
+//!
+//! fn main() -> std::io::Result<()> {
+//!     corering::Runtime::new()?.block_on(async {
+//!         let listener = TcpListener::bind("127.0.0.1:7000")?;
+//!         loop {
+//!             let (stream, _) = listener.accept().await?;
+//!             corering::spawn(async move {
+//!                 let mut buf = Vec::with_capacity(4096);
+//!                 loop {
+//!                     let (res, b) = stream.read(buf).await;
+//!                     let n = match res { Ok(0) | Err(_) => return, Ok(n) => n };
+//!                     let (res, b) = stream.write_all(b.slice(..n)).await;
+//!                     buf = b.into_inner();
+//!                     buf.clear();
+//!                     if res.is_err() { return; }
+//!                 }
+//!             });
+//!         }
+//!     })
+//! }
+//! ```
+//!
+//! Buffers are **owned**: an operation takes the buffer, and gives it back with the result
+//! ([`BufResult`]) on every path. A buffer handed to the kernel stays alive until the kernel
+//! reports the operation complete, even when the future was dropped.
+//!
+//! The layers, top to bottom: [`net`], [`time`] and [`op`] (public API) → `op::Op<T>` (one
+//! in-flight operation; one vocabulary for both backends) → `driver::Driver` (the one place that
+//! matches on the backend) → the per-core runtime (run queue, timers, park).
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
+
+pub mod buf;
+mod driver;
+pub mod net;
+pub mod op;
+mod runtime;
+mod sys;
+pub mod time;
+
+pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
+pub use driver::DriverStats;
+pub use driver::{BackendChoice, BackendInfo, BackendKind, UringInfo};
+pub use runtime::{
+    backend, spawn, yield_now, Builder, JoinError, JoinHandle, Runtime, RuntimeStats,
+};

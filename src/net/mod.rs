@@ -1,0 +1,25 @@
+//! TCP, one task per connection, with owned buffers.
+//!
+//! Sockets belong to the core that made them (they are not `Send`): with epoll they are
+//! registered in that core's poller. Make them inside [`Runtime::block_on`](crate::Runtime).
+mod listener;
+mod stream;
+
+pub use listener::{ListenOptions, TcpListener};
+pub use stream::TcpStream;
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+
+/// Resolves `addr` (a literal address resolves without blocking; a host name uses the
+/// system resolver, which blocks).
+fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
+    if addrs.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "address resolved to nothing",
+        ));
+    }
+    Ok(addrs)
+}

@@ -1,0 +1,66 @@
+//! Accept one connection on a listening socket.
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+use io_uring::{opcode, types};
+
+use super::{EpollOp, EpollStep, Interest, OpCode, UringCaps, UringOp, UringStep};
+use crate::sys::RawAddr;
+
+/// Accepts a connection; the new fd is close-on-exec (and non-blocking for epoll). If the
+/// future is dropped but the kernel still accepts, the orphaned op closes the new fd.
+pub(crate) struct Accept {
+    fd: RawFd,
+    /// Written by the kernel; boxed so it does not move while the accept is in flight.
+    addr: Box<RawAddr>,
+}
+
+impl Accept {
+    pub fn new(fd: RawFd) -> Accept {
+        Accept {
+            fd,
+            addr: RawAddr::empty(),
+        }
+    }
+}
+
+impl UringOp for Accept {
+    fn uring_entry(&mut self, _: &UringCaps) -> UringStep {
+        let addr = self.addr.as_mut_ptr();
+        UringStep::Submit(
+            opcode::Accept::new(types::Fd(self.fd), addr, &mut self.addr.len)
+                .flags(libc::SOCK_CLOEXEC)
+                .build(),
+        )
+    }
+}
+
+impl EpollOp for Accept {
+    fn epoll_try(&mut self) -> EpollStep {
+        super::nonblocking(self.fd, Interest::Read, || {
+            self.addr.len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            let addr = self.addr.as_mut_ptr();
+            // SAFETY: `addr` and `len` point into our boxed RawAddr, sized by `len`.
+            unsafe {
+                libc::accept4(
+                    self.fd,
+                    addr,
+                    &mut self.addr.len,
+                    libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
+                ) as isize
+            }
+        })
+    }
+}
+
+impl OpCode for Accept {
+    type Output = io::Result<(OwnedFd, SocketAddr)>;
+
+    fn complete(self, res: io::Result<u32>) -> Self::Output {
+        // SAFETY: a successful accept returns a new fd that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(res? as RawFd) };
+        let addr = self.addr.to_std()?;
+        Ok((fd, addr))
+    }
+}

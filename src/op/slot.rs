@@ -1,0 +1,311 @@
+//! The op table: one slot per operation the kernel (or the poller) knows about.
+//!
+//! A slot's index is both the io_uring `user_data` of its submission and the token an epoll
+//! waiter is filed under. Its lifecycle is explicit:
+//!
+//! ```text
+//!            insert                  kernel answers
+//!   (none) ─────────▶ Waiting(waker) ───────────────▶ Completed(res, flags) ──▶ (none)
+//!                          │                                   ▲      the future takes the
+//!                          │ future dropped                    │      result and frees the slot
+//!                          ▼                                   │
+//!                    Orphaned(resources) ──── kernel answers ──┘ (resources finished and freed,
+//!                                                                 slot freed at once)
+//! ```
+//!
+//! A future dropped after its completion arrived but before it was polled frees the slot and
+//! finishes its resources at once. Nothing here wakes a waker or drops resources while the table
+//! is borrowed: the callers get them back and act after releasing the borrow.
+use std::task::{Poll, Waker};
+
+use slab::Slab;
+
+/// What the kernel may still touch after a future was dropped: the op's own data, finished
+/// with the completion's result when it arrives (e.g. a cancelled accept that still produced a
+/// connection closes it here).
+pub(crate) trait Orphan {
+    /// Consumes the resources now that the kernel is done with them.
+    fn finish(self: Box<Self>, res: i32);
+}
+
+/// The state of one slot.
+pub(crate) enum Lifecycle {
+    /// In flight (submitted to the ring, or parked on readiness); the waker of the future that
+    /// waits for it.
+    Waiting(Waker),
+    /// The kernel answered (`res` is the CQE result: a count or `-errno`; epoll: readiness
+    /// arrived, `res == 0`), and the future has not yet taken it.
+    Completed { res: i32, flags: u32 },
+    /// The future was dropped while the op was in flight; these resources stay alive until the
+    /// completion arrives.
+    Orphaned(Box<dyn Orphan>),
+}
+
+/// What to do after a completion was recorded.
+pub(crate) enum OnComplete {
+    /// Wake this waker (after releasing the table borrow).
+    Wake(Waker),
+    /// The future is gone: finish these resources with `res` (after releasing the borrow).
+    Finish(Box<dyn Orphan>, i32),
+    /// Nothing: the token was unknown (e.g. a cancel's own completion) or already completed.
+    Nothing,
+}
+
+/// What to do after a future was dropped while it held a slot.
+pub(crate) enum OnDrop {
+    /// The op is still in flight; the resources are parked in the slot. For io_uring the caller
+    /// submits a cancel for this slot.
+    Orphaned,
+    /// The completion had already arrived: the slot is free; finish the resources with `res`.
+    AlreadyDone(Box<dyn Orphan>, i32),
+}
+
+/// One core's op slots.
+#[derive(Default)]
+pub(crate) struct OpTable {
+    slots: Slab<Lifecycle>,
+}
+
+impl OpTable {
+    /// Files a new in-flight op; its index is its token.
+    pub fn insert(&mut self, waker: &Waker) -> usize {
+        self.slots.insert(Lifecycle::Waiting(waker.clone()))
+    }
+
+    /// How many slots are occupied (in flight, completed-but-not-taken, or orphaned).
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The indices of every op still waiting on the kernel (for cancelling at shutdown).
+    pub fn in_flight(&self) -> Vec<usize> {
+        self.slots
+            .iter()
+            .filter(|(_, s)| !matches!(s, Lifecycle::Completed { .. }))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Records the kernel's answer for `index`.
+    pub fn complete(&mut self, index: usize, res: i32, flags: u32) -> OnComplete {
+        let Some(slot) = self.slots.get_mut(index) else {
+            return OnComplete::Nothing;
+        };
+        match slot {
+            Lifecycle::Waiting(_) => {
+                let Lifecycle::Waiting(waker) =
+                    std::mem::replace(slot, Lifecycle::Completed { res, flags })
+                else {
+                    unreachable!("matched Waiting above")
+                };
+                OnComplete::Wake(waker)
+            }
+            Lifecycle::Completed { .. } => OnComplete::Nothing,
+            Lifecycle::Orphaned(_) => match self.slots.remove(index) {
+                Lifecycle::Orphaned(resources) => OnComplete::Finish(resources, res),
+                _ => unreachable!("matched Orphaned above"),
+            },
+        }
+    }
+
+    /// Polls the slot of a live future: its result if completed (freeing the slot), else
+    /// records `waker` and stays pending.
+    pub fn poll(&mut self, index: usize, waker: &Waker) -> Poll<(i32, u32)> {
+        match self.slots.get_mut(index) {
+            Some(Lifecycle::Waiting(w)) => {
+                if !w.will_wake(waker) {
+                    *w = waker.clone();
+                }
+                Poll::Pending
+            }
+            Some(Lifecycle::Completed { res, flags }) => {
+                let out = (*res, *flags);
+                self.slots.remove(index);
+                Poll::Ready(out)
+            }
+            Some(Lifecycle::Orphaned(_)) | None => {
+                unreachable!("op slot {index} polled after its future gave it up")
+            }
+        }
+    }
+
+    /// The future that owns `index` is being dropped with `resources` the kernel may still use.
+    pub fn orphan(&mut self, index: usize, resources: Box<dyn Orphan>) -> OnDrop {
+        match self.slots.get_mut(index) {
+            Some(slot @ Lifecycle::Waiting(_)) => {
+                *slot = Lifecycle::Orphaned(resources);
+                OnDrop::Orphaned
+            }
+            Some(Lifecycle::Completed { res, .. }) => {
+                let res = *res;
+                self.slots.remove(index);
+                OnDrop::AlreadyDone(resources, res)
+            }
+            Some(Lifecycle::Orphaned(_)) | None => {
+                unreachable!("op slot {index} orphaned twice")
+            }
+        }
+    }
+
+    /// Frees a slot whose op needs no completion (an epoll waiter given up by its future).
+    pub fn remove(&mut self, index: usize) {
+        if self.slots.contains(index) {
+            self.slots.remove(index);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    struct CountingWaker(AtomicUsize);
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    fn waker() -> (Arc<CountingWaker>, Waker) {
+        let w = Arc::new(CountingWaker(AtomicUsize::new(0)));
+        (w.clone(), Waker::from(w))
+    }
+
+    /// Resources that record how they were finished.
+    struct Recorder(Rc<RefCell<Vec<i32>>>);
+    impl Orphan for Recorder {
+        fn finish(self: Box<Self>, res: i32) {
+            self.0.borrow_mut().push(res);
+        }
+    }
+
+    fn wake(action: OnComplete) {
+        match action {
+            OnComplete::Wake(w) => w.wake(),
+            _ => panic!("expected a wake"),
+        }
+    }
+
+    #[test]
+    fn complete_after_poll_wakes_then_yields_result() {
+        let mut table = OpTable::default();
+        let (count, w) = waker();
+        let i = table.insert(&w);
+        assert!(table.poll(i, &w).is_pending());
+        wake(table.complete(i, 42, 7));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+        assert_eq!(table.poll(i, &w), Poll::Ready((42, 7)));
+        assert_eq!(table.len(), 0);
+    }
+
+    #[test]
+    fn complete_before_poll_is_kept_for_the_poll() {
+        let mut table = OpTable::default();
+        let (_, w) = waker();
+        let i = table.insert(&w);
+        wake(table.complete(i, -libc::ECONNRESET, 0));
+        assert_eq!(table.poll(i, &w), Poll::Ready((-libc::ECONNRESET, 0)));
+    }
+
+    #[test]
+    fn complete_after_drop_finishes_resources_then() {
+        let mut table = OpTable::default();
+        let (count, w) = waker();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let i = table.insert(&w);
+        assert!(matches!(
+            table.orphan(i, Box::new(Recorder(log.clone()))),
+            OnDrop::Orphaned
+        ));
+        assert!(
+            log.borrow().is_empty(),
+            "resources must outlive the in-flight op"
+        );
+        assert_eq!(table.len(), 1);
+        match table.complete(i, 5, 0) {
+            OnComplete::Finish(r, res) => r.finish(res),
+            _ => panic!("expected finish"),
+        }
+        assert_eq!(*log.borrow(), vec![5]);
+        assert_eq!(table.len(), 0);
+        assert_eq!(
+            count.0.load(Ordering::SeqCst),
+            0,
+            "a dropped future is not woken"
+        );
+    }
+
+    #[test]
+    fn cancel_racing_completion_either_order() {
+        // Order A: the op's CQE arrives before the future is dropped.
+        let mut table = OpTable::default();
+        let (_, w) = waker();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let i = table.insert(&w);
+        wake(table.complete(i, 3, 0));
+        match table.orphan(i, Box::new(Recorder(log.clone()))) {
+            OnDrop::AlreadyDone(r, res) => r.finish(res),
+            OnDrop::Orphaned => panic!("completion already arrived"),
+        }
+        assert_eq!(*log.borrow(), vec![3]);
+        assert_eq!(table.len(), 0);
+        // The cancel's answer (-ENOENT/-EALREADY) then names no slot: nothing happens.
+        assert!(matches!(
+            table.complete(i, -libc::ENOENT, 0),
+            OnComplete::Nothing
+        ));
+
+        // Order B: dropped first, then the op completes with -ECANCELED.
+        let i = table.insert(&w);
+        assert!(matches!(
+            table.orphan(i, Box::new(Recorder(log.clone()))),
+            OnDrop::Orphaned
+        ));
+        match table.complete(i, -libc::ECANCELED, 0) {
+            OnComplete::Finish(r, res) => r.finish(res),
+            _ => panic!("expected finish"),
+        }
+        assert_eq!(*log.borrow(), vec![3, -libc::ECANCELED]);
+    }
+
+    #[test]
+    fn duplicate_completion_is_ignored() {
+        let mut table = OpTable::default();
+        let (count, w) = waker();
+        let i = table.insert(&w);
+        wake(table.complete(i, 1, 0));
+        assert!(matches!(table.complete(i, 2, 0), OnComplete::Nothing));
+        assert_eq!(table.poll(i, &w), Poll::Ready((1, 0)));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn poll_updates_the_waker() {
+        let mut table = OpTable::default();
+        let (first, w1) = waker();
+        let (second, w2) = waker();
+        let i = table.insert(&w1);
+        assert!(table.poll(i, &w2).is_pending());
+        wake(table.complete(i, 0, 0));
+        assert_eq!(first.0.load(Ordering::SeqCst), 0);
+        assert_eq!(second.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn in_flight_lists_waiting_and_orphaned_only() {
+        let mut table = OpTable::default();
+        let (_, w) = waker();
+        let a = table.insert(&w);
+        let b = table.insert(&w);
+        let c = table.insert(&w);
+        wake(table.complete(b, 0, 0));
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let _ = table.orphan(c, Box::new(Recorder(log)));
+        assert_eq!(table.in_flight(), vec![a, c]);
+    }
+}

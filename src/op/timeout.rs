@@ -1,0 +1,94 @@
+//! A timer in the kernel.
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+use io_uring::{opcode, types};
+
+use super::{EpollOp, EpollStep, Interest, OpCode, UringCaps, UringOp, UringStep};
+use crate::driver::DriverFd;
+
+/// Fires after `duration`. io_uring: IORING_OP_TIMEOUT (its -ETIME is success); epoll: a
+/// one-shot timerfd, waited for as readable.
+pub(crate) struct Timeout {
+    duration: Duration,
+    /// Read by the kernel; boxed so it does not move while the timeout is in flight.
+    ts: Box<types::Timespec>,
+    timerfd: Option<DriverFd>,
+}
+
+impl Timeout {
+    pub fn new(duration: Duration) -> Timeout {
+        let ts = types::Timespec::new()
+            .sec(duration.as_secs())
+            .nsec(duration.subsec_nanos());
+        Timeout {
+            duration,
+            ts: Box::new(ts),
+            timerfd: None,
+        }
+    }
+
+    fn arm_timerfd(&mut self) -> io::Result<DriverFd> {
+        let fd = crate::sys::syscall!(timerfd_create(
+            libc::CLOCK_MONOTONIC,
+            libc::TFD_NONBLOCK | libc::TFD_CLOEXEC
+        ))?;
+        // SAFETY: timerfd_create just returned this fd and nothing else owns it.
+        let fd = DriverFd::new(unsafe { OwnedFd::from_raw_fd(fd) });
+        // A zero it_value would disarm the timer; one nanosecond fires at once instead.
+        let d = self.duration.max(Duration::from_nanos(1));
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: d.as_secs() as libc::time_t,
+                tv_nsec: d.subsec_nanos() as libc::c_long,
+            },
+        };
+        crate::sys::syscall!(timerfd_settime(
+            fd.as_raw_fd(),
+            0,
+            &spec,
+            std::ptr::null_mut()
+        ))?;
+        Ok(fd)
+    }
+}
+
+impl UringOp for Timeout {
+    fn uring_entry(&mut self, _: &UringCaps) -> UringStep {
+        UringStep::Submit(opcode::Timeout::new(&*self.ts).build())
+    }
+}
+
+impl EpollOp for Timeout {
+    fn epoll_try(&mut self) -> EpollStep {
+        if self.timerfd.is_none() {
+            match self.arm_timerfd() {
+                Ok(fd) => self.timerfd = Some(fd),
+                Err(e) => return EpollStep::Done(Err(e)),
+            }
+        }
+        let fd = self.timerfd.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
+        let mut expirations: u64 = 0;
+        super::nonblocking(fd, Interest::Read, || {
+            // SAFETY: reads 8 bytes into a live u64.
+            unsafe { libc::read(fd, (&mut expirations as *mut u64).cast(), 8) }
+        })
+    }
+}
+
+impl OpCode for Timeout {
+    type Output = io::Result<()>;
+
+    fn complete(self, res: io::Result<u32>) -> io::Result<()> {
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! Cancellation on every backend: an op dropped in flight (by `time::timeout` or a plain drop)
+//! keeps its owned buffer alive until the kernel is done and then frees it, frees its slot,
+//! and leaves the socket usable; many cancellations under load leak nothing.
+mod support;
+
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use corering::net::{TcpListener, TcpStream};
+use corering::time::timeout;
+use corering::{spawn, yield_now};
+use support::*;
+
+/// Polls `fut` exactly once, then drops it (still in flight if it was pending).
+async fn poll_once_then_drop<F: Future>(fut: F) -> bool {
+    let mut fut = pin!(fut);
+    poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx).is_ready())).await
+}
+
+/// Reads until `want` bytes arrived (bounded), returning them.
+async fn read_n(stream: &TcpStream, want: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    for _ in 0..1000 {
+        if got.len() >= want {
+            break;
+        }
+        let (res, buf) = stream.read(Vec::with_capacity(want)).await;
+        let n = res.expect("read");
+        assert!(n > 0, "unexpected EOF after {} bytes", got.len());
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+#[test]
+fn timed_out_read_frees_buffer_after_cancel() {
+    each_runtime("timed_out_read_frees_buffer_after_cancel", |rt| {
+        let drops = DropCounter::new();
+        let (client, server) = rt.block_on(async {
+            let (client, server) = tcp_pair().await;
+            let buf = TrackedBuf::with_capacity(4096, &drops);
+            match timeout(Duration::from_millis(20), client.read(buf)).await {
+                Err(elapsed) => assert!(!elapsed.to_string().is_empty()),
+                Ok((res, _)) => panic!("read with no data sent completed: {res:?}"),
+            }
+            (client, server)
+        });
+        let settled = turn_until(&rt, |rt| drops.dropped() == 1 && rt.live_ops() == 0);
+        assert!(
+            settled,
+            "after the timeout: buffer dropped = {}, live_ops = {}",
+            drops.dropped() == 1,
+            rt.live_ops()
+        );
+        // The cancelled read must not swallow later data: a new read gets all of it.
+        rt.block_on(async {
+            let (res, _) = server.write_all("after-cancel").await;
+            res.expect("write");
+            assert_eq!(read_n(&client, 12).await, b"after-cancel");
+        });
+        assert_eq!(drops.live(), 0);
+        assert_eq!(rt.live_ops(), 0);
+    });
+}
+
+#[test]
+fn dropped_read_future_frees_buffer() {
+    each_runtime("dropped_read_future_frees_buffer", |rt| {
+        let drops = DropCounter::new();
+        let (client, server) = rt.block_on(async {
+            let (client, server) = tcp_pair().await;
+            for _ in 0..100 {
+                let buf = TrackedBuf::with_capacity(1024, &drops);
+                assert!(
+                    !poll_once_then_drop(client.read(buf)).await,
+                    "read was ready"
+                );
+            }
+            (client, server)
+        });
+        let settled = turn_until(&rt, |rt| drops.live() == 0 && rt.live_ops() == 0);
+        assert!(
+            settled,
+            "buffers still alive: {}, live_ops = {}",
+            drops.live(),
+            rt.live_ops()
+        );
+        rt.block_on(async {
+            let (res, _) = server.write_all("still works").await;
+            res.expect("write");
+            assert_eq!(read_n(&client, 11).await, b"still works");
+        });
+    });
+}
+
+#[test]
+fn timed_out_accept_leaves_listener_usable() {
+    each_runtime("timed_out_accept_leaves_listener_usable", |rt| {
+        let (listener, addr) = rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let addr = listener.local_addr().expect("local_addr");
+            let res = timeout(Duration::from_millis(20), listener.accept()).await;
+            assert!(res.is_err(), "accept with no client completed");
+            (listener, addr)
+        });
+        assert!(
+            turn_until(&rt, |rt| rt.live_ops() == 0),
+            "cancelled accept kept its slot"
+        );
+        rt.block_on(async {
+            let client = within("connect", TcpStream::connect(addr))
+                .await
+                .expect("connect");
+            let (server, peer) = within("accept", listener.accept()).await.expect("accept");
+            assert_eq!(peer, client.local_addr().unwrap());
+            let (res, _) = client.write_all("hi").await;
+            res.expect("write");
+            assert_eq!(read_n(&server, 2).await, b"hi");
+        });
+    });
+}
+
+const LOAD_CONNS: usize = 200;
+const CHUNKS: usize = 40;
+const CHUNK: usize = 512;
+
+/// Server side of the load test: reads the client's id byte, then trickles CHUNKS chunks
+/// filled with that byte, pausing between chunks so client reads time out in between.
+async fn trickle(stream: TcpStream) {
+    let (res, id) = stream.read_exact(vec![0u8; 1].into_boxed_slice()).await;
+    res.expect("read id");
+    let mut chunk = vec![id[0]; CHUNK];
+    for _ in 0..CHUNKS {
+        let (res, c) = stream.write_all(chunk).await;
+        res.expect("trickle write");
+        chunk = c;
+        corering::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[test]
+fn many_cancellations_under_load() {
+    raise_fd_limit();
+    each_runtime("many_cancellations_under_load", |rt| {
+        let drops = DropCounter::new();
+        let (cancels, bytes) = rt.block_on(async {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let addr = listener.local_addr().expect("local_addr");
+            let server = spawn(async move {
+                let mut writers = Vec::new();
+                for _ in 0..LOAD_CONNS {
+                    let (stream, _) = listener.accept().await.expect("accept");
+                    writers.push(spawn(trickle(stream)));
+                }
+                for w in writers {
+                    w.await.expect("writer task");
+                }
+            });
+            let clients: Vec<_> = (0..LOAD_CONNS)
+                .map(|i| {
+                    let drops = drops.clone();
+                    spawn(async move {
+                        let id = i as u8;
+                        let stream = TcpStream::connect(addr).await.expect("connect");
+                        let (res, _) = stream.write_all(vec![id]).await;
+                        res.expect("write id");
+                        let (mut cancels, mut bytes) = (0usize, 0usize);
+                        for attempt in 0..20_000usize {
+                            let buf = TrackedBuf::with_capacity(256, &drops);
+                            let limit =
+                                Duration::from_micros(200 + (attempt * 37 + i) as u64 % 900);
+                            match timeout(limit, stream.read(buf)).await {
+                                Err(_) => cancels += 1,
+                                Ok((Ok(0), _)) => return (cancels, bytes),
+                                Ok((Ok(n), buf)) => {
+                                    assert!(buf.data.iter().all(|&b| b == id), "foreign bytes");
+                                    bytes += n;
+                                }
+                                Ok((Err(e), _)) => panic!("client {i}: read error {e}"),
+                            }
+                            if attempt % 64 == 63 {
+                                yield_now().await;
+                            }
+                        }
+                        panic!("client {i}: no EOF after 20,000 reads");
+                    })
+                })
+                .collect();
+            let (mut cancels, mut bytes) = (0, 0);
+            for client in clients {
+                let (c, b) = within("client", client).await.expect("client task");
+                assert!(b <= CHUNKS * CHUNK, "received more than was sent");
+                cancels += c;
+                bytes += b;
+            }
+            within("server", server).await.expect("server task");
+            (cancels, bytes)
+        });
+        eprintln!("{cancels} reads cancelled by timeout, {bytes} bytes received");
+        let settled = turn_until(&rt, |rt| drops.live() == 0 && rt.live_ops() == 0);
+        assert!(
+            settled,
+            "after load: {} of {} buffers still alive, live_ops = {}",
+            drops.live(),
+            drops.created(),
+            rt.live_ops()
+        );
+    });
+}

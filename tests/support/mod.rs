@@ -1,0 +1,396 @@
+//! Shared helpers for the integration tests: run a test body on every backend (skipping
+//! io_uring only where the kernel lacks it), fd accounting, a buffer that records its drop,
+//! socket tweaks, a SIGPIPE probe, checksums and a hang watchdog.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use corering::net::{TcpListener, TcpStream};
+use corering::{BackendChoice, BackendKind, Builder, IoBuf, IoBufMut, Runtime};
+
+/// Both backends, io_uring first.
+pub const BACKENDS: [BackendKind; 2] = [BackendKind::Uring, BackendKind::Epoll];
+
+/// A whole test run on one backend is aborted after this long (a hang guard, not a timing assert).
+pub const HANG_LIMIT: Duration = Duration::from_secs(300);
+
+/// Set `CORERING_REQUIRE_URING=1` (e.g. in CI) to turn a missing io_uring into a failure.
+fn uring_required() -> bool {
+    std::env::var_os("CORERING_REQUIRE_URING").is_some_and(|v| v == "1")
+}
+
+/// True when a failed forced-io_uring build means "this kernel/sandbox has no io_uring":
+/// ENOSYS (old kernel, podman), EPERM (seccomp, `kernel.io_uring_disabled`), or Unsupported.
+pub fn io_uring_missing(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::Unsupported
+        || matches!(
+            err.raw_os_error(),
+            Some(libc::ENOSYS) | Some(libc::EPERM) | Some(libc::EOPNOTSUPP)
+        )
+}
+
+pub fn choice(kind: BackendKind) -> BackendChoice {
+    match kind {
+        BackendKind::Uring => BackendChoice::Uring,
+        BackendKind::Epoll => BackendChoice::Epoll,
+    }
+}
+
+/// Builds a runtime forced onto `kind`. Returns `None` (after printing `SKIP`) only when
+/// `kind` is io_uring and the kernel lacks it; any other build failure panics.
+pub fn build_runtime(name: &str, kind: BackendKind) -> Option<Runtime> {
+    match Builder::new().backend(choice(kind)).build() {
+        Ok(rt) => {
+            assert_eq!(
+                rt.backend().kind(),
+                kind,
+                "{name}: forced backend not honoured"
+            );
+            eprintln!("RUN {name} on {kind}");
+            Some(rt)
+        }
+        Err(e) if kind == BackendKind::Uring && io_uring_missing(&e) && !uring_required() => {
+            eprintln!("SKIP {name} on io_uring: {e}");
+            None
+        }
+        Err(e) => panic!("{name}: building the {kind} runtime failed: {e} ({e:?})"),
+    }
+}
+
+/// Hands a fresh runtime of every available backend to `f` (which owns and drops it).
+pub fn each_runtime(name: &str, mut f: impl FnMut(Runtime)) {
+    for kind in BACKENDS {
+        if let Some(rt) = build_runtime(name, kind) {
+            let _dog = Watchdog::start(format!("{name} on {kind}"), HANG_LIMIT);
+            f(rt);
+        }
+    }
+}
+
+/// Runs `body()` to completion on a fresh runtime of every available backend.
+pub fn on_every_backend<F, Fut>(name: &str, body: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = ()>,
+{
+    each_runtime(name, |rt| rt.block_on(body()));
+}
+
+/// Turns `rt` (bounded: ~3,000 short turns) until `done(rt)` holds; returns whether it did.
+pub fn turn_until(rt: &Runtime, mut done: impl FnMut(&Runtime) -> bool) -> bool {
+    for _ in 0..3000 {
+        if done(rt) {
+            return true;
+        }
+        rt.block_on(async {
+            corering::yield_now().await;
+            corering::time::sleep(Duration::from_millis(1)).await;
+        });
+    }
+    done(rt)
+}
+
+/// Inside a runtime: yields/sleeps (bounded) until `done()` holds; returns whether it did.
+pub async fn settle(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..3000 {
+        if done() {
+            return true;
+        }
+        corering::yield_now().await;
+        corering::time::sleep(Duration::from_millis(1)).await;
+    }
+    done()
+}
+
+/// Awaits `f`, panicking if it takes more than 60 s (hang guard only).
+pub async fn within<F: Future>(what: &str, f: F) -> F::Output {
+    match corering::time::timeout(Duration::from_secs(60), f).await {
+        Ok(v) => v,
+        Err(_) => panic!("hang guard: {what} did not finish within 60 s"),
+    }
+}
+
+/// Aborts the process if not dropped within `limit`: catches hangs the runtime's own timers
+/// cannot (e.g. a park that never wakes).
+pub struct Watchdog {
+    _tx: mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    pub fn start(what: String, limit: Duration) -> Watchdog {
+        let (tx, rx) = mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(limit) {
+                eprintln!("WATCHDOG: {what} still running after {limit:?}; aborting");
+                std::process::abort();
+            }
+        });
+        Watchdog { _tx: tx }
+    }
+}
+
+/// A connected loopback pair: (client, server).
+pub async fn tcp_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local_addr");
+    let client = TcpStream::connect(addr).await.expect("connect");
+    let (server, _) = listener.accept().await.expect("accept");
+    (client, server)
+}
+
+/// Raises the RLIMIT_NOFILE soft limit to the hard limit; returns the new soft limit.
+pub fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit for getrlimit to fill.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    assert_eq!(rc, 0, "getrlimit: {}", io::Error::last_os_error());
+    if lim.rlim_cur < lim.rlim_max {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: `lim` is a valid rlimit; raising soft up to hard needs no privilege.
+        let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+        assert_eq!(rc, 0, "setrlimit: {}", io::Error::last_os_error());
+    }
+    lim.rlim_cur
+}
+
+/// The process's open fds (number -> link target) from /proc/self/fd, minus the fd used to
+/// read the directory itself.
+pub fn open_fds() -> BTreeMap<i32, String> {
+    let own_dir = format!("/proc/{}/fd", std::process::id());
+    let mut fds = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc/self/fd").expect("read /proc/self/fd") {
+        let entry = entry.expect("dir entry");
+        let Ok(fd) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if let Ok(target) = std::fs::read_link(entry.path()) {
+            let target = target.to_string_lossy().into_owned();
+            if target != own_dir {
+                fds.insert(fd, target);
+            }
+        }
+    }
+    fds
+}
+
+/// Number of open fds of this process.
+pub fn count_open_fds() -> usize {
+    open_fds().len()
+}
+
+/// Resets the connection on close: SO_LINGER {on, 0} makes close() send RST.
+pub fn set_linger_zero(fd: RawFd) {
+    let linger = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    // SAFETY: `fd` is an open socket owned by the caller; the pointer and length describe a
+    // valid `linger` that outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&linger as *const libc::linger).cast(),
+            std::mem::size_of::<libc::linger>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(
+        rc,
+        0,
+        "setsockopt(SO_LINGER): {}",
+        io::Error::last_os_error()
+    );
+}
+
+/// Blocks SIGPIPE in the current thread so that a send without MSG_NOSIGNAL leaves the signal
+/// pending (blocked signals are queued even when ignored) instead of killing the process or
+/// vanishing. `take_pending` reports and consumes it; drop restores the old mask.
+pub struct SigpipeProbe {
+    old: libc::sigset_t,
+}
+
+fn sigpipe_set() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; sigemptyset/sigaddset initialise it.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        set
+    }
+}
+
+impl SigpipeProbe {
+    pub fn block() -> SigpipeProbe {
+        let set = sigpipe_set();
+        // SAFETY: zeroed sigset_t is a valid out-parameter for pthread_sigmask.
+        let mut old: libc::sigset_t = unsafe { std::mem::zeroed() };
+        // SAFETY: both pointers are valid sigsets for the duration of the call.
+        let rc = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) };
+        assert_eq!(rc, 0, "pthread_sigmask");
+        SigpipeProbe { old }
+    }
+
+    /// Whether a SIGPIPE is pending for this thread or process; consumes it.
+    pub fn take_pending(&self) -> bool {
+        let set = sigpipe_set();
+        // SAFETY: zeroed sigset_t is a valid out-parameter; sigpending fills it.
+        let pending = unsafe {
+            let mut pending: libc::sigset_t = std::mem::zeroed();
+            libc::sigpending(&mut pending);
+            libc::sigismember(&pending, libc::SIGPIPE) == 1
+        };
+        if pending {
+            let zero = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: valid sigset and timespec; SIGPIPE is blocked, so it can be waited for.
+            unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &zero) };
+        }
+        pending
+    }
+}
+
+impl Drop for SigpipeProbe {
+    fn drop(&mut self) {
+        self.take_pending();
+        // SAFETY: `self.old` is the mask saved by `block` on this thread.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut()) };
+    }
+}
+
+/// Counts how many `TrackedBuf`s were created and dropped.
+#[derive(Clone, Default)]
+pub struct DropCounter {
+    created: Arc<AtomicUsize>,
+    dropped: Arc<AtomicUsize>,
+}
+
+impl DropCounter {
+    pub fn new() -> DropCounter {
+        DropCounter::default()
+    }
+    pub fn created(&self) -> usize {
+        self.created.load(Ordering::SeqCst)
+    }
+    pub fn dropped(&self) -> usize {
+        self.dropped.load(Ordering::SeqCst)
+    }
+    /// Buffers created but not yet dropped.
+    pub fn live(&self) -> usize {
+        self.created() - self.dropped()
+    }
+}
+
+/// A Vec-backed buffer that records its drop in a `DropCounter`.
+pub struct TrackedBuf {
+    pub data: Vec<u8>,
+    counter: DropCounter,
+}
+
+impl TrackedBuf {
+    /// An empty buffer with room for at least `cap` bytes (reads fill up to the capacity).
+    pub fn with_capacity(cap: usize, counter: &DropCounter) -> TrackedBuf {
+        TrackedBuf::from_vec(Vec::with_capacity(cap), counter)
+    }
+    pub fn from_vec(data: Vec<u8>, counter: &DropCounter) -> TrackedBuf {
+        counter.created.fetch_add(1, Ordering::SeqCst);
+        TrackedBuf {
+            data,
+            counter: counter.clone(),
+        }
+    }
+}
+
+impl Drop for TrackedBuf {
+    fn drop(&mut self) {
+        self.counter.dropped.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+// SAFETY: the pointer is the Vec's heap allocation, which does not move when the TrackedBuf is
+// moved and is only freed on drop; [0, len) is initialised and capacity bytes are allocated.
+unsafe impl IoBuf for TrackedBuf {
+    fn stable_ptr(&self) -> *const u8 {
+        self.data.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.data.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.data.capacity()
+    }
+}
+
+// SAFETY: as for IoBuf; the mutable pointer covers the whole capacity.
+unsafe impl IoBufMut for TrackedBuf {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.data.as_mut_ptr()
+    }
+    unsafe fn set_init(&mut self, pos: usize) {
+        if pos > self.data.len() {
+            assert!(pos <= self.data.capacity(), "set_init past capacity");
+            // SAFETY: the caller guarantees [0, pos) was initialised; pos <= capacity.
+            unsafe { self.data.set_len(pos) };
+        }
+    }
+}
+
+/// 64-bit FNV-1a, a streaming checksum.
+pub struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv {
+    pub fn update(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    pub fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A deterministic byte stream (xorshift64) for test payloads.
+pub struct Pattern(u64);
+
+impl Pattern {
+    pub fn new(seed: u64) -> Pattern {
+        Pattern(seed | 1)
+    }
+    pub fn fill(&mut self, out: &mut [u8]) {
+        for chunk in out.chunks_mut(8) {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+/// True for the error kinds a reset peer may produce.
+pub fn is_reset(err: &io::Error) -> bool {
+    matches!(
+        err.kind(),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
+    )
+}

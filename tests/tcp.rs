@@ -1,0 +1,300 @@
+//! TCP on every backend: 1,000 concurrent echo connections, 64 MiB through one connection with
+//! a checksum, connection refused, peer reset (an error, never SIGPIPE), half-close, and the
+//! small stream accessors.
+mod support;
+
+use std::io::ErrorKind;
+use std::net::Shutdown;
+use std::os::fd::AsRawFd;
+
+use corering::net::{TcpListener, TcpStream};
+use corering::{spawn, IoBuf};
+use support::*;
+
+const CONNS: usize = 1000;
+const ROUNDS: usize = 4;
+const MSG_LEN: usize = 128;
+
+fn message(conn: usize, round: usize) -> Vec<u8> {
+    let mut out = vec![0; MSG_LEN];
+    Pattern::new((conn * ROUNDS + round) as u64 * 0x9e37_79b9 + 7).fill(&mut out);
+    out
+}
+
+/// Echoes until EOF; returns the number of bytes echoed.
+async fn echo(stream: TcpStream) -> std::io::Result<usize> {
+    let mut buf = Vec::with_capacity(4096);
+    let mut total = 0;
+    loop {
+        buf.clear();
+        let (res, b) = stream.read(buf).await;
+        let n = res?;
+        if n == 0 {
+            return Ok(total);
+        }
+        assert_eq!(b.len(), n, "read must set_init exactly the bytes it read");
+        total += n;
+        let (res, slice) = stream.write_all(b.slice(..n)).await;
+        res?;
+        buf = slice.into_inner();
+    }
+}
+
+#[test]
+fn echo_1000_concurrent_connections() {
+    let limit = raise_fd_limit();
+    assert!(
+        limit >= (2 * CONNS + 200) as u64,
+        "RLIMIT_NOFILE hard limit {limit} is too low for {CONNS} connections"
+    );
+    on_every_backend("echo_1000_concurrent_connections", || async {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("local_addr");
+        let server = spawn(async move {
+            let mut handlers = Vec::with_capacity(CONNS);
+            for _ in 0..CONNS {
+                let (stream, peer) = listener.accept().await.expect("accept");
+                assert!(peer.ip().is_loopback(), "peer {peer}");
+                handlers.push(spawn(echo(stream)));
+            }
+            handlers
+        });
+        let clients: Vec<_> = (0..CONNS)
+            .map(|i| {
+                spawn(async move {
+                    let stream = TcpStream::connect(addr)
+                        .await
+                        .unwrap_or_else(|e| panic!("client {i}: connect: {e}"));
+                    for round in 0..ROUNDS {
+                        let msg = message(i, round);
+                        let (res, msg) = stream.write_all(msg).await;
+                        res.unwrap_or_else(|e| panic!("client {i}: write_all: {e}"));
+                        let buf = vec![0u8; MSG_LEN].into_boxed_slice();
+                        let (res, got) = stream.read_exact(buf).await;
+                        res.unwrap_or_else(|e| panic!("client {i}: read_exact: {e}"));
+                        assert_eq!(&got[..], &msg[..], "client {i} round {round}: bad echo");
+                    }
+                })
+            })
+            .collect();
+        within("clients", async {
+            for client in clients {
+                client.await.expect("client task failed");
+            }
+        })
+        .await;
+        let handlers = within("accept loop", server).await.expect("accept loop");
+        for handler in handlers {
+            let echoed = within("echo task", handler)
+                .await
+                .expect("echo task failed")
+                .expect("echo i/o error");
+            assert_eq!(echoed, ROUNDS * MSG_LEN);
+        }
+    });
+}
+
+#[test]
+fn transfer_64_mib_with_checksum() {
+    const TOTAL: usize = 64 << 20;
+    const WRITE_CHUNK: usize = 1 << 20;
+    const READ_BUF: usize = 64 << 10;
+    on_every_backend("transfer_64_mib_with_checksum", || async {
+        let (client, server) = tcp_pair().await;
+        let reader = spawn(async move {
+            let (mut hash, mut total) = (Fnv::default(), 0usize);
+            let mut buf = Vec::with_capacity(READ_BUF);
+            loop {
+                buf.clear();
+                let (res, b) = server.read(buf).await;
+                buf = b;
+                let n = res.expect("server read");
+                if n == 0 {
+                    return (total, hash.finish());
+                }
+                assert_eq!(buf.len(), n);
+                hash.update(&buf);
+                total += n;
+                assert!(total <= TOTAL, "received more than was sent");
+            }
+        });
+        let (mut pattern, mut hash) = (Pattern::new(0x5eed), Fnv::default());
+        let mut chunk = vec![0u8; WRITE_CHUNK];
+        for _ in 0..TOTAL / WRITE_CHUNK {
+            pattern.fill(&mut chunk);
+            hash.update(&chunk);
+            let (res, c) = client.write_all(chunk).await;
+            res.expect("client write_all");
+            chunk = c;
+            assert_eq!(
+                chunk.len(),
+                WRITE_CHUNK,
+                "write_all must hand the buffer back intact"
+            );
+        }
+        client.shutdown(Shutdown::Write).await.expect("shutdown");
+        let (received, received_hash) = within("reader", reader).await.expect("reader task");
+        assert_eq!(received, TOTAL);
+        assert_eq!(received_hash, hash.finish(), "checksum mismatch");
+    });
+}
+
+#[test]
+fn connect_to_closed_port_is_refused() {
+    on_every_backend("connect_to_closed_port_is_refused", || async {
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("local_addr")
+        }; // listener dropped: nothing listens on addr now
+        let Err(err) = TcpStream::connect(addr).await else {
+            panic!("connect to a closed port succeeded");
+        };
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err:?}");
+    });
+}
+
+#[test]
+fn peer_reset_mid_stream_is_an_error_not_sigpipe() {
+    let probe = SigpipeProbe::block();
+    on_every_backend("peer_reset_mid_stream_is_an_error_not_sigpipe", || async {
+        let (client, server) = tcp_pair().await;
+        let (res, _) = client.write_all(&b"ping"[..]).await;
+        res.expect("write ping");
+        let (res, ping) = server.read_exact(vec![0u8; 4].into_boxed_slice()).await;
+        res.expect("read ping");
+        assert_eq!(&ping[..], b"ping");
+        let (res, _) = server.write_all("pong").await;
+        res.expect("write pong");
+        let (res, pong) = client.read_exact(vec![0u8; 4].into_boxed_slice()).await;
+        res.expect("read pong");
+        assert_eq!(&pong[..], b"pong");
+
+        set_linger_zero(server.as_raw_fd());
+        drop(server); // sends RST
+
+        let (res, _) = client.read(Vec::with_capacity(64)).await;
+        match res {
+            Err(e) => assert!(is_reset(&e), "read after reset: {e:?}"),
+            Ok(0) => eprintln!("note: read after reset gave EOF, not ConnectionReset"),
+            Ok(n) => panic!("read {n} bytes from a reset connection"),
+        }
+        // Writes to a reset socket fail with EPIPE; without MSG_NOSIGNAL they would raise SIGPIPE.
+        for _ in 0..3 {
+            let (res, _) = client.write(&b"after reset"[..]).await;
+            let err = res.expect_err("write to a reset connection succeeded");
+            assert!(is_reset(&err), "write after reset: {err:?}");
+        }
+    });
+    assert!(
+        !probe.take_pending(),
+        "SIGPIPE raised: a send lacks MSG_NOSIGNAL"
+    );
+}
+
+#[test]
+fn peer_reset_during_bulk_write_is_an_error_not_sigpipe() {
+    let probe = SigpipeProbe::block();
+    on_every_backend(
+        "peer_reset_during_bulk_write_is_an_error_not_sigpipe",
+        || async {
+            let (client, server) = tcp_pair().await;
+            let resetter = spawn(async move {
+                let (res, _) = server.read_exact(vec![0u8; 4096].into_boxed_slice()).await;
+                res.expect("resetter read");
+                set_linger_zero(server.as_raw_fd());
+                drop(server);
+            });
+            let mut chunk = vec![0xa5u8; 256 << 10];
+            let mut first_err = None;
+            for _ in 0..10_000 {
+                let (res, c) = client.write(chunk).await;
+                chunk = c;
+                if let Err(e) = res {
+                    first_err = Some(e);
+                    break;
+                }
+            }
+            within("resetter", resetter).await.expect("resetter task");
+            let err = first_err.expect("10,000 writes into a reset connection never failed");
+            assert!(is_reset(&err), "first write error: {err:?}");
+            let (res, _) = client.write(chunk).await;
+            let err = res.expect_err("write after the reset error succeeded");
+            assert!(is_reset(&err), "second write error: {err:?}");
+        },
+    );
+    assert!(
+        !probe.take_pending(),
+        "SIGPIPE raised: a send lacks MSG_NOSIGNAL"
+    );
+}
+
+#[test]
+fn half_close_then_reply() {
+    on_every_backend("half_close_then_reply", || async {
+        let (client, server) = tcp_pair().await;
+        let (res, _) = client.write_all("request").await;
+        res.expect("client write");
+        client
+            .shutdown(Shutdown::Write)
+            .await
+            .expect("client shutdown(Write)");
+
+        let (res, req) = server.read_exact(vec![0u8; 7].into_boxed_slice()).await;
+        res.expect("server read_exact");
+        assert_eq!(&req[..], b"request");
+        let (res, _) = server.read(Vec::with_capacity(16)).await;
+        assert_eq!(
+            res.expect("server read"),
+            0,
+            "server must see EOF after shutdown(Write)"
+        );
+        let (res, _) = server.write_all("reply").await;
+        res.expect("server write after client half-close");
+        server.close().await.expect("server close");
+
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            let (res, buf) = client.read(Vec::with_capacity(64)).await;
+            let n = res.expect("client read");
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, b"reply");
+        let (res, _) = client.read(Vec::with_capacity(64)).await;
+        assert_eq!(res.expect("read at EOF"), 0, "EOF must be sticky");
+    });
+}
+
+#[test]
+fn read_exact_at_eof_is_unexpected_eof() {
+    on_every_backend("read_exact_at_eof_is_unexpected_eof", || async {
+        let (client, server) = tcp_pair().await;
+        let (res, _) = server.write_all("abc").await;
+        res.expect("write");
+        drop(server);
+        let (res, buf) = client.read_exact(vec![0u8; 8].into_boxed_slice()).await;
+        let err = res.expect_err("read_exact past EOF succeeded");
+        assert_eq!(err.kind(), ErrorKind::UnexpectedEof, "{err:?}");
+        assert_eq!(
+            buf.bytes_total(),
+            8,
+            "the buffer comes back on the error path"
+        );
+    });
+}
+
+#[test]
+fn stream_addresses_and_nodelay() {
+    on_every_backend("stream_addresses_and_nodelay", || async {
+        let (client, server) = tcp_pair().await;
+        assert_eq!(client.peer_addr().unwrap(), server.local_addr().unwrap());
+        assert_eq!(server.peer_addr().unwrap(), client.local_addr().unwrap());
+        assert!(client.local_addr().unwrap().ip().is_loopback());
+        client.set_nodelay(true).unwrap();
+        assert!(client.nodelay().unwrap());
+        client.set_nodelay(false).unwrap();
+        assert!(!client.nodelay().unwrap());
+    });
+}

@@ -1,0 +1,155 @@
+//! Timers on every backend: sleeps wake in deadline order and never early, sleep_until,
+//! interval ticks, and timeout (elapsing and not elapsing). Only lower bounds are asserted
+//! ("not before the deadline"); upper bounds are left to hang guards.
+mod support;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use corering::spawn;
+use corering::time::{interval, sleep, sleep_until, timeout};
+use support::*;
+
+const MS: Duration = Duration::from_millis(1);
+
+#[test]
+fn sleeps_wake_in_deadline_order() {
+    on_every_backend("sleeps_wake_in_deadline_order", || async {
+        let order = Rc::new(RefCell::new(Vec::new()));
+        let mut handles = Vec::new();
+        for ms in [30u64, 10, 20, 0] {
+            // The deadline is fixed when `sleep` is called, before the task first runs.
+            let nap = sleep(Duration::from_millis(ms));
+            let order = order.clone();
+            handles.push(spawn(async move {
+                nap.await;
+                order.borrow_mut().push(ms);
+            }));
+        }
+        for h in handles {
+            within("sleeper", h).await.expect("sleeper task");
+        }
+        assert_eq!(*order.borrow(), vec![0, 10, 20, 30]);
+    });
+}
+
+#[test]
+fn sleep_until_wakes_in_deadline_order_and_never_early() {
+    on_every_backend(
+        "sleep_until_wakes_in_deadline_order_and_never_early",
+        || async {
+            let base = Instant::now() + 5 * MS;
+            let woke = Rc::new(RefCell::new(Vec::new()));
+            let mut handles = Vec::new();
+            // 200 timers with scattered (and some equal) deadlines, spawned out of order.
+            for i in 0..200u64 {
+                let deadline = base + Duration::from_millis(i * 7919 % 40);
+                let timer = sleep_until(deadline);
+                assert_eq!(timer.deadline(), deadline);
+                let woke = woke.clone();
+                handles.push(spawn(async move {
+                    timer.await;
+                    let now = Instant::now();
+                    assert!(now >= deadline, "woke {:?} early", deadline - now);
+                    woke.borrow_mut().push(deadline);
+                }));
+            }
+            for h in handles {
+                within("timer", h).await.expect("timer task");
+            }
+            let woke = woke.borrow();
+            assert_eq!(woke.len(), 200);
+            assert!(
+                woke.windows(2).all(|w| w[0] <= w[1]),
+                "timers woke out of deadline order"
+            );
+        },
+    );
+}
+
+#[test]
+fn sleep_and_sleep_until_never_return_early() {
+    on_every_backend("sleep_and_sleep_until_never_return_early", || async {
+        let start = Instant::now();
+        sleep(15 * MS).await;
+        assert!(start.elapsed() >= 15 * MS);
+        let deadline = Instant::now() + 15 * MS;
+        sleep_until(deadline).await;
+        assert!(Instant::now() >= deadline);
+        // A deadline in the past completes at once.
+        within("past deadline", sleep_until(start)).await;
+        within("zero sleep", sleep(Duration::ZERO)).await;
+    });
+}
+
+#[test]
+fn interval_ticks() {
+    on_every_backend("interval_ticks", || async {
+        let period = 10 * MS;
+        let start = Instant::now();
+        let mut ticker = interval(period);
+        let mut ticks = Vec::new();
+        for _ in 0..5 {
+            ticks.push(within("tick", ticker.tick()).await);
+        }
+        // The first tick is immediate, then one per period: 5 ticks span at least 4 periods.
+        assert!(
+            start.elapsed() >= 4 * period,
+            "5 ticks after {:?}",
+            start.elapsed()
+        );
+        assert!(
+            ticks.windows(2).all(|w| w[0] < w[1]),
+            "ticks not increasing: {ticks:?}"
+        );
+    });
+}
+
+#[test]
+fn timeout_that_does_not_elapse_returns_ok() {
+    on_every_backend("timeout_that_does_not_elapse_returns_ok", || async {
+        assert_eq!(timeout(Duration::from_secs(30), async { 42 }).await, Ok(42));
+        let res = timeout(Duration::from_secs(30), sleep(5 * MS)).await;
+        assert!(
+            res.is_ok(),
+            "timeout elapsed around a 5 ms sleep with a 30 s limit"
+        );
+        let handle = spawn(async { 7 });
+        let joined = timeout(Duration::from_secs(30), handle).await;
+        assert_eq!(joined.expect("timeout elapsed").expect("join"), 7);
+    });
+}
+
+#[test]
+fn timeout_on_pending_future_elapses() {
+    on_every_backend("timeout_on_pending_future_elapses", || async {
+        let start = Instant::now();
+        let first = timeout(20 * MS, std::future::pending::<()>()).await;
+        assert!(start.elapsed() >= 20 * MS, "timeout fired early");
+        let first = first.expect_err("pending future completed");
+        assert!(!first.to_string().is_empty());
+        let second = timeout(MS, sleep(Duration::from_secs(3600))).await;
+        assert_eq!(second.expect_err("hour-long sleep completed"), first);
+    });
+}
+
+#[test]
+fn many_timers_across_tasks_all_fire() {
+    on_every_backend("many_timers_across_tasks_all_fire", || async {
+        let fired = Rc::new(RefCell::new(0usize));
+        let handles: Vec<_> = (0..2000u64)
+            .map(|i| {
+                let fired = fired.clone();
+                spawn(async move {
+                    sleep(Duration::from_millis(i % 25)).await;
+                    *fired.borrow_mut() += 1;
+                })
+            })
+            .collect();
+        for h in handles {
+            within("timer task", h).await.expect("timer task");
+        }
+        assert_eq!(*fired.borrow(), 2000);
+    });
+}
