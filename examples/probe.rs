@@ -28,11 +28,7 @@ fn main() {
         };
         let info = rt.backend();
         println!("{info}");
-        println!(
-            "-- fields: kind() = {}, reason() = {:?}",
-            info.kind(),
-            info.reason()
-        );
+        println!("kind(): {} (reason() is printed above)", info.kind());
         match info.uring() {
             Some(u) => {
                 println!("io_uring entries:         {}", u.entries);
@@ -55,13 +51,10 @@ fn main() {
     }
 }
 
-fn list(items: &[impl AsRef<str>]) -> String {
+fn list(items: &[&str]) -> String {
     if items.is_empty() {
-        return "(none)".to_string();
+        "(none)".to_string()
+    } else {
+        items.join(", ")
     }
-    items
-        .iter()
-        .map(|s| s.as_ref())
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -62,6 +62,9 @@ pub struct UringInfo {
     pub ext_arg: bool,
     /// Every setup attempt, in order, with its outcome.
     pub attempts: Vec<String>,
+    /// Whether the ring was restricted to the 5.10 feature set by
+    /// [`Builder::uring_baseline`](crate::Builder::uring_baseline).
+    pub baseline: bool,
 }
 
 /// The backend a runtime runs and why it was chosen. `Display` prints a short report.
@@ -99,6 +102,9 @@ impl fmt::Display for BackendInfo {
                 u.setup_flags.join(" ")
             )?;
             write!(f, "\nfeatures: [{}]", u.features.join(" "))?;
+            if u.baseline {
+                write!(f, "\nrestricted to the 5.10 baseline (uring_baseline)")?;
+            }
             if !u.opcodes_missing.is_empty() {
                 write!(
                     f,

@@ -30,7 +30,7 @@ mod select;
 mod uring;
 
 pub use info::{BackendChoice, BackendInfo, BackendKind, UringInfo};
-pub(crate) use select::select;
+pub(crate) use select::{select, DriverConfig};
 
 use crate::op::slot::{OnComplete, Orphan};
 use crate::op::{Interest, OpCode};

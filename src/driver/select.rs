@@ -78,9 +78,9 @@ pub(crate) struct SetupFailure {
 /// `io_uring_setup` in production and a fake in tests.
 pub(crate) fn setup_ring<R>(
     entries: u32,
+    mut flags: SetupFlags,
     mut build: impl FnMut(u32, SetupFlags) -> io::Result<R>,
 ) -> Result<RingSetup<R>, SetupFailure> {
-    let mut flags = SetupFlags::all();
     let mut entries = entries.max(MIN_ENTRIES);
     let mut attempts = Vec::new();
     loop {
@@ -164,10 +164,15 @@ fn explain(error: &io::Error) -> String {
 
 /// Tries to make an io_uring driver: the driver, or why not.
 fn try_uring(
-    entries: u32,
+    config: &DriverConfig,
     wake_fd: RawFd,
 ) -> Result<(UringDriver, UringInfo), (String, io::Error)> {
-    let setup = setup_ring(entries, build_ring).map_err(|f| {
+    let flags = if config.uring_baseline {
+        SetupFlags::empty()
+    } else {
+        SetupFlags::all()
+    };
+    let setup = setup_ring(config.entries, flags, build_ring).map_err(|f| {
         let why = format!(
             "{} (attempts: {})",
             explain(&f.error),
@@ -192,7 +197,7 @@ fn try_uring(
         return Err((why, io::Error::from(io::ErrorKind::Unsupported)));
     }
     let caps = crate::op::UringCaps {
-        shutdown: probe.is_supported(opcode::Shutdown::CODE),
+        shutdown: probe.is_supported(opcode::Shutdown::CODE) && !config.uring_baseline,
     };
     let params = ring.params();
     let info = UringInfo {
@@ -204,13 +209,23 @@ fn try_uring(
         } else {
             vec!["SHUTDOWN"]
         },
-        ext_arg: params.is_feature_ext_arg(),
+        ext_arg: params.is_feature_ext_arg() && !config.uring_baseline,
         attempts: setup.attempts,
+        baseline: config.uring_baseline,
     };
     let defer_taskrun = setup.flags.contains(SetupFlags::DEFER_TASKRUN);
     let driver = UringDriver::new(ring, caps, info.ext_arg, defer_taskrun, wake_fd)
         .map_err(|e| (format!("io_uring driver setup failed: {e}"), e))?;
     Ok((driver, info))
+}
+
+/// What a [`Builder`](crate::Builder) asks of the driver.
+#[derive(Clone, Debug)]
+pub(crate) struct DriverConfig {
+    pub backend: BackendChoice,
+    pub entries: u32,
+    /// Use only what a 5.10 kernel offers, to exercise the old-kernel paths on a new kernel.
+    pub uring_baseline: bool,
 }
 
 /// Applies `CORERING_BACKEND` to an `Auto` choice.
@@ -233,12 +248,8 @@ fn resolve(choice: BackendChoice) -> io::Result<(BackendChoice, &'static str)> {
 }
 
 /// Chooses the backend, makes its driver and records why.
-pub(crate) fn select(
-    choice: BackendChoice,
-    entries: u32,
-    wake_fd: RawFd,
-) -> io::Result<(Driver, BackendInfo)> {
-    let (choice, source) = resolve(choice)?;
+pub(crate) fn select(config: &DriverConfig, wake_fd: RawFd) -> io::Result<(Driver, BackendInfo)> {
+    let (choice, source) = resolve(config.backend)?;
     let epoll = |reason: String| -> io::Result<(Driver, BackendInfo)> {
         let driver = EpollDriver::new(wake_fd)?;
         Ok((
@@ -252,7 +263,7 @@ pub(crate) fn select(
     };
     match choice {
         BackendChoice::Epoll => epoll(format!("epoll {source}")),
-        BackendChoice::Uring => match try_uring(entries, wake_fd) {
+        BackendChoice::Uring => match try_uring(config, wake_fd) {
             Ok((d, info)) => Ok((
                 Driver::Uring(d),
                 BackendInfo {
@@ -270,7 +281,7 @@ pub(crate) fn select(
                 format!("corering: io_uring backend {source} but {why}"),
             )),
         },
-        BackendChoice::Auto => match try_uring(entries, wake_fd) {
+        BackendChoice::Auto => match try_uring(config, wake_fd) {
             Ok((d, info)) => Ok((
                 Driver::Uring(d),
                 BackendInfo {
@@ -295,7 +306,7 @@ mod tests {
     #[test]
     fn einval_drops_newest_flags_first() {
         let mut seen = Vec::new();
-        let out = setup_ring(256, |n, f| {
+        let out = setup_ring(256, SetupFlags::all(), |n, f| {
             seen.push(f);
             if f.contains(SetupFlags::SINGLE_ISSUER) {
                 Err(errno(libc::EINVAL))
@@ -319,9 +330,11 @@ mod tests {
 
     #[test]
     fn einval_with_no_flags_left_fails() {
-        let err = setup_ring(64, |_, _| Err::<(), _>(errno(libc::EINVAL)))
-            .err()
-            .unwrap();
+        let err = setup_ring(64, SetupFlags::all(), |_, _| {
+            Err::<(), _>(errno(libc::EINVAL))
+        })
+        .err()
+        .unwrap();
         assert_eq!(err.error.raw_os_error(), Some(libc::EINVAL));
         assert_eq!(err.attempts.len(), 4);
     }
@@ -329,7 +342,7 @@ mod tests {
     #[test]
     fn enomem_halves_entries_down_to_the_minimum() {
         let mut sizes = Vec::new();
-        let err = setup_ring(256, |n, _| {
+        let err = setup_ring(256, SetupFlags::all(), |n, _| {
             sizes.push(n);
             Err::<(), _>(errno(libc::ENOMEM))
         })
@@ -338,7 +351,7 @@ mod tests {
         assert_eq!(sizes, vec![256, 128, 64, 32, 16]);
         assert_eq!(err.error.raw_os_error(), Some(libc::ENOMEM));
 
-        let ok = setup_ring(256, |n, _| {
+        let ok = setup_ring(256, SetupFlags::all(), |n, _| {
             if n > 64 {
                 Err(errno(libc::ENOMEM))
             } else {
@@ -354,7 +367,7 @@ mod tests {
     fn enosys_and_eperm_give_up_at_once() {
         for e in [libc::ENOSYS, libc::EPERM] {
             let mut calls = 0;
-            let err = setup_ring(256, |_, _| {
+            let err = setup_ring(256, SetupFlags::all(), |_, _| {
                 calls += 1;
                 Err::<(), _>(errno(e))
             })

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
-use crate::driver::{self, BackendChoice, BackendInfo, BackendKind, Driver, DriverStats, Ready};
+use crate::driver::{
+    self, BackendChoice, BackendInfo, BackendKind, Driver, DriverConfig, DriverStats, Ready,
+};
 use crate::time::Timers;
 use task::{Shared, TaskSlot, TaskWaker, ROOT_KEY};
 
@@ -165,15 +167,17 @@ pub fn backend() -> BackendKind {
 /// ```
 #[derive(Clone, Debug)]
 pub struct Builder {
-    backend: BackendChoice,
-    entries: u32,
+    config: DriverConfig,
 }
 
 impl Default for Builder {
     fn default() -> Self {
         Builder {
-            backend: BackendChoice::Auto,
-            entries: 256,
+            config: DriverConfig {
+                backend: BackendChoice::Auto,
+                entries: 256,
+                uring_baseline: false,
+            },
         }
     }
 }
@@ -186,14 +190,22 @@ impl Builder {
 
     /// Which backend to run. `Auto` (the default) is overridden by `CORERING_BACKEND`.
     pub fn backend(mut self, backend: BackendChoice) -> Builder {
-        self.backend = backend;
+        self.config.backend = backend;
         self
     }
 
     /// Submission queue entries of the io_uring ring (rounded up to a power of two by the
     /// kernel; the completion queue gets twice as many).
     pub fn entries(mut self, entries: u32) -> Builder {
-        self.entries = entries.clamp(1, 32768);
+        self.config.entries = entries.clamp(1, 32768);
+        self
+    }
+
+    /// Restricts io_uring to what a 5.10 kernel offers: no setup flags, no wait timeout on
+    /// `io_uring_enter` (a TIMEOUT entry bounds waits), no SHUTDOWN opcode (the syscall is
+    /// used). For testing, on a new kernel, the paths that old kernels take.
+    pub fn uring_baseline(mut self, on: bool) -> Builder {
+        self.config.uring_baseline = on;
         self
     }
 
@@ -205,11 +217,8 @@ impl Builder {
     /// `CORERING_BACKEND`, or the epoll instance or eventfd could not be made (e.g. EMFILE).
     pub fn build(self) -> io::Result<Runtime> {
         let wake_fd = crate::sys::eventfd()?;
-        let (driver, info) = driver::select(
-            self.backend,
-            self.entries,
-            std::os::fd::AsRawFd::as_raw_fd(&wake_fd),
-        )?;
+        let (driver, info) =
+            driver::select(&self.config, std::os::fd::AsRawFd::as_raw_fd(&wake_fd))?;
         let shared = Arc::new(Shared {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             inbox: Mutex::new(Vec::new()),
