@@ -200,6 +200,9 @@ fn check_forbidden_io_uring(test: &str, errno: i32) {
         "forced io_uring error: {}\nAuto fallback reason: {}",
         outcome.0, outcome.1
     );
+    if is_child() {
+        println!("CHILD-OK");
+    }
 }
 
 #[test]

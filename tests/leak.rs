@@ -62,6 +62,11 @@ fn dropping_10000_inflight_reads_and_the_runtime_leaks_nothing() {
             "{kind}: live_ops with {READS} reads in flight: {}",
             rt.live_ops()
         );
+        let during = count_open_fds();
+        assert!(
+            during >= before.len() + READS,
+            "fd accounting missed sockets: {during}"
+        );
 
         // Abort both ends of the first half of the pairs: their reads are cancelled and their
         // streams closed; the buffers must come back once the cancels complete.
