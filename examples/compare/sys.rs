@@ -63,6 +63,8 @@ pub fn raise_nofile() -> u64 {
 pub struct CpuTime {
     /// User + system time of all its threads, in nanoseconds.
     pub total_ns: u64,
+    /// Time its threads spent runnable but waiting for a core, in nanoseconds (0 if unknown).
+    pub wait_ns: u64,
     /// User and system time from /proc/PID/stat (clock-tick resolution), in nanoseconds: only
     /// their ratio is used.
     pub user_ns: u64,
@@ -86,16 +88,18 @@ pub fn cpu_time(pid: u32) -> io::Result<CpuTime> {
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
     let user_ns = ticks(14) * 1_000_000_000 / hz;
     let sys_ns = ticks(15) * 1_000_000_000 / hz;
-    let total_ns = schedstat_ns(pid).unwrap_or(user_ns + sys_ns);
+    let (total_ns, wait_ns) = schedstat_ns(pid).unwrap_or((user_ns + sys_ns, 0));
     Ok(CpuTime {
         total_ns,
+        wait_ns,
         user_ns,
         sys_ns,
     })
 }
 
-fn schedstat_ns(pid: u32) -> Option<u64> {
-    let mut sum = 0u64;
+/// Run time and run-queue wait of all threads of `pid`, in nanoseconds.
+fn schedstat_ns(pid: u32) -> Option<(u64, u64)> {
+    let (mut run, mut wait) = (0u64, 0u64);
     let mut any = false;
     for entry in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
         let path = entry.ok()?.path().join("schedstat");
@@ -103,10 +107,22 @@ fn schedstat_ns(pid: u32) -> Option<u64> {
         let Ok(text) = std::fs::read_to_string(&path) else {
             continue;
         };
-        sum += text.split_whitespace().next()?.parse::<u64>().ok()?;
+        let (r, w) = parse_schedstat(&text)?;
+        run += r;
+        wait += w;
         any = true;
     }
-    any.then_some(sum)
+    any.then_some((run, wait))
+}
+
+fn parse_schedstat(text: &str) -> Option<(u64, u64)> {
+    let mut f = text.split_whitespace().map(|x| x.parse::<u64>().ok());
+    Some((f.next()??, f.next()??))
+}
+
+/// Run time and run-queue wait of the calling thread, in nanoseconds.
+pub fn thread_schedstat() -> Option<(u64, u64)> {
+    parse_schedstat(&std::fs::read_to_string("/proc/thread-self/schedstat").ok()?)
 }
 
 /// Whether io_uring can be set up here, or why not.
@@ -170,4 +186,53 @@ pub fn wait_readable(fd: std::os::fd::RawFd, timeout: std::time::Duration) -> bo
             return false;
         }
     }
+}
+
+/// Clock ticks of some cores, from /proc/stat.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CoreTicks {
+    /// user + nice + system: time spent running processes.
+    pub busy: u64,
+    /// Every state (idle and iowait included).
+    pub total: u64,
+    /// Time the hypervisor ran something else.
+    pub steal: u64,
+}
+
+/// The ticks of `cores`, summed.
+pub fn core_ticks(cores: &[usize]) -> Option<CoreTicks> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let mut t = CoreTicks::default();
+    for line in stat.lines() {
+        let mut f = line.split_whitespace();
+        let Some(cpu) = f.next().and_then(|n| n.strip_prefix("cpu")) else {
+            continue;
+        };
+        if !cpu.parse().is_ok_and(|n: usize| cores.contains(&n)) {
+            continue;
+        }
+        let v: Vec<u64> = f.map(|x| x.parse().unwrap_or(0)).collect();
+        let get = |i: usize| v.get(i).copied().unwrap_or(0);
+        t.busy += get(0) + get(1) + get(2);
+        // guest time (8, 9) is already counted in user and nice.
+        t.total += (0..8).map(get).sum::<u64>();
+        t.steal += get(7);
+    }
+    Some(t)
+}
+
+/// User + system ticks of this process and of its children that have been waited for.
+pub fn own_ticks() -> u64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0;
+    };
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // utime, stime, cutime, cstime are fields 14..=17; `rest` starts at field 3.
+    (14..=17).map(|i| f.get(i - 3).copied().unwrap_or(0)).sum()
 }

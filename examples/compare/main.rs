@@ -1,0 +1,700 @@
+// cargo run --release --example compare -- [--quick] [--servers a,b] [--conns 1,16] [--sizes 64,4096] [--rounds N] [--seconds S]
+//! corering's comparison runner: echo servers on io_uring and on epoll — corering's two
+//! backends, hand-written loops with no runtime (the floor), tokio, monoio and Go — each in its
+//! own process pinned to one core, driven by one fixed load generator pinned to another core.
+//!
+//! Prints a progress line (stderr) and a table (stdout); writes JSON, CSV and an SVG chart under
+//! `target/corering-bench/`. `--help` lists the options. The runner starts each server by
+//! running itself with the hidden `--serve KIND --addr ADDR`.
+#![warn(clippy::undocumented_unsafe_blocks)]
+mod load;
+mod raw_epoll;
+mod raw_uring;
+mod report;
+mod servers;
+mod sys;
+
+use std::io::{self, BufRead, BufReader, IsTerminal, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use report::{Case, Cell, RunResult, Sample};
+use servers::{Control, ServerStats, KINDS};
+
+const HELP: &str = "\
+usage: cargo run --release --example compare -- [options]
+
+  --quick             small matrix (conns 1,64; sizes 64,4096; stream; 1 round of 0.4 s),
+                      under a minute; exits non-zero unless every server answered without error
+  --servers a,b,...   servers to run (default: all); see the list below
+  --conns 1,16,...    connection counts for request/response (default 1,16,256,1024)
+  --sizes 64,4096     message sizes in bytes (default 64,4096)
+  --no-stream         leave out the streaming case
+  --rounds N          rounds; every round runs every server once per case (default 5)
+  --seconds S         measured seconds per run (default 1)
+  --warmup S          warm-up seconds before each measured window (default 0.3)
+  --server-core N     core the servers are pinned to (default: the second usable core, e.g. 1)
+  --client-core N     core the load generator is pinned to (default: the first, e.g. 0)
+  --out DIR           where JSON, CSV and SVG go (default target/corering-bench)
+
+Figures are medians over the rounds; ratios are medians of the ratios within each round.
+The default matrix takes about 9 minutes. Exit status 1 if any run had an error.
+servers:";
+
+/// The options of one invocation.
+pub struct Config {
+    pub servers: Vec<&'static str>,
+    pub conns: Vec<usize>,
+    pub sizes: Vec<usize>,
+    pub stream: bool,
+    pub rounds: usize,
+    pub seconds: f64,
+    pub warmup: f64,
+    /// `None`: the second core this process may use (the first for the load generator).
+    pub server_core: Option<usize>,
+    pub client_core: Option<usize>,
+    pub out: PathBuf,
+    pub quick: bool,
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("compare: {msg} (--help lists the options)");
+    std::process::exit(2);
+}
+
+fn list<T: std::str::FromStr>(v: &str, what: &str) -> Vec<T> {
+    let out: Vec<T> = v
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.trim()
+                .parse()
+                .unwrap_or_else(|_| usage(&format!("bad {what} {s:?}")))
+        })
+        .collect();
+    if out.is_empty() {
+        usage(&format!("empty {what} list"));
+    }
+    out
+}
+
+fn default_out() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir).join("corering-bench");
+    }
+    // target/<profile>/examples/compare → target/
+    let exe = std::env::current_exe().ok();
+    let target = exe.as_deref().and_then(|e| {
+        let examples = e.parent()?;
+        (examples.file_name()? == "examples").then(|| examples.parent()?.parent())?
+    });
+    target
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("target"))
+        .join("corering-bench")
+}
+
+fn parse_args(args: Vec<String>) -> Config {
+    let mut quick = false;
+    let (mut servers, mut conns, mut sizes) = (None, None, None);
+    let (mut rounds, mut seconds, mut warmup) = (None, None, None);
+    let (mut stream, mut server_core, mut client_core, mut out) = (true, None, None, None);
+    let mut it = args.into_iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "--help" | "-h" => {
+                println!("{HELP}");
+                for k in KINDS {
+                    println!("  {:<16} {}", k.name, k.about);
+                }
+                std::process::exit(0);
+            }
+            "--quick" => quick = true,
+            "--no-stream" => stream = false,
+            "--servers" => {
+                let names: Vec<String> = list(&value(), "server");
+                servers = Some(
+                    names
+                        .iter()
+                        .map(|n| {
+                            servers::kind(n)
+                                .unwrap_or_else(|| usage(&format!("no server {n:?}")))
+                                .name
+                        })
+                        .collect::<Vec<_>>(),
+                );
+            }
+            "--conns" => conns = Some(list(&value(), "connection count")),
+            "--sizes" => sizes = Some(list(&value(), "size")),
+            "--rounds" => rounds = Some(value().parse().unwrap_or_else(|_| usage("bad --rounds"))),
+            "--seconds" => {
+                seconds = Some(value().parse().unwrap_or_else(|_| usage("bad --seconds")))
+            }
+            "--warmup" => warmup = Some(value().parse().unwrap_or_else(|_| usage("bad --warmup"))),
+            "--server-core" => {
+                server_core = Some(
+                    value()
+                        .parse()
+                        .unwrap_or_else(|_| usage("bad --server-core")),
+                )
+            }
+            "--client-core" => {
+                client_core = Some(
+                    value()
+                        .parse()
+                        .unwrap_or_else(|_| usage("bad --client-core")),
+                )
+            }
+            "--out" => out = Some(PathBuf::from(value())),
+            other => usage(&format!("unknown option {other:?}")),
+        }
+    }
+    let conns: Vec<usize> = conns.unwrap_or(if quick {
+        vec![1, 64]
+    } else {
+        vec![1, 16, 256, 1024]
+    });
+    let sizes: Vec<usize> = sizes.unwrap_or(vec![64, 4096]);
+    if conns.contains(&0) || sizes.contains(&0) {
+        usage("connection counts and sizes must be at least 1");
+    }
+    let cfg = Config {
+        servers: servers.unwrap_or_else(|| KINDS.iter().map(|k| k.name).collect()),
+        conns,
+        sizes,
+        stream,
+        rounds: rounds.unwrap_or(if quick { 1 } else { 5 }).max(1),
+        seconds: seconds.unwrap_or(if quick { 0.4 } else { 1.0 }),
+        warmup: warmup.unwrap_or(if quick { 0.2 } else { 0.3 }),
+        server_core,
+        client_core,
+        out: out.unwrap_or_else(default_out),
+        quick,
+    };
+    if !(cfg.seconds > 0.0 && cfg.warmup >= 0.0) {
+        usage("--seconds must be positive and --warmup not negative");
+    }
+    cfg
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--serve") {
+        return serve_main(&args);
+    }
+    let cfg = parse_args(args);
+    match run(&cfg) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("compare: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The hidden server mode: `--serve KIND --addr ADDR`.
+fn serve_main(args: &[String]) -> ExitCode {
+    let kind = args.get(1).map(String::as_str).unwrap_or("");
+    let addr = match (args.get(2).map(String::as_str), args.get(3)) {
+        (Some("--addr"), Some(a)) => a.as_str(),
+        _ => "127.0.0.1:0",
+    };
+    match servers::serve(kind, addr) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("compare --serve {kind}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A server process under test; killed when dropped.
+struct ServerProc {
+    child: Child,
+    data: String,
+    ctl: Option<String>,
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+enum Start {
+    Up(ServerProc),
+    Skip(String),
+    Fail(String),
+}
+
+/// How to start each server.
+struct Launcher {
+    exe: PathBuf,
+    go_bin: Option<PathBuf>,
+    server_core: usize,
+    log: std::fs::File,
+}
+
+impl Launcher {
+    fn start(&self, kind: &str) -> Start {
+        let mut cmd = if kind == "go" {
+            let Some(bin) = &self.go_bin else {
+                return Start::Skip("go is not built".into());
+            };
+            let mut c = Command::new(bin);
+            c.args(["-addr", "127.0.0.1:0", "-buf", &servers::BUF.to_string()]);
+            c.env("GOMAXPROCS", "1");
+            c
+        } else {
+            let mut c = Command::new(&self.exe);
+            c.args(["--serve", kind, "--addr", "127.0.0.1:0"]);
+            c
+        };
+        let log = match self.log.try_clone() {
+            Ok(f) => Stdio::from(f),
+            Err(_) => Stdio::null(),
+        };
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log);
+        let core = self.server_core;
+        // SAFETY: the hook runs in the child between fork and exec; it only makes the
+        // sched_setaffinity syscall on a stack-allocated set, which is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || sys::pin_to(core));
+        }
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => return Start::Fail(format!("could not start: {e}")),
+        };
+        let stdout = child.stdout.take().expect("piped");
+        let first = if sys::wait_readable(stdout.as_raw_fd(), Duration::from_secs(20)) {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            line
+        } else {
+            String::new()
+        };
+        let proc_ = ServerProc {
+            child,
+            data: String::new(),
+            ctl: None,
+        };
+        let line = first.trim();
+        if let Some(reason) = line.strip_prefix("SKIP ") {
+            return Start::Skip(reason.to_string());
+        }
+        let Some(rest) = line.strip_prefix("READY ") else {
+            return Start::Fail(format!(
+                "did not start (said {line:?}; see {})",
+                self.log_path_hint()
+            ));
+        };
+        let mut proc_ = proc_;
+        for field in rest.split_whitespace() {
+            match field.split_once('=') {
+                Some(("data", a)) => proc_.data = a.to_string(),
+                Some(("ctl", a)) if a != "-" => proc_.ctl = Some(a.to_string()),
+                _ => {}
+            }
+        }
+        if proc_.data.is_empty() {
+            return Start::Fail(format!("bad READY line {line:?}"));
+        }
+        Start::Up(proc_)
+    }
+
+    fn log_path_hint(&self) -> &'static str {
+        "servers.log in the output directory"
+    }
+}
+
+/// What the runner reads at each end of the measured window.
+struct Snap {
+    cpu: Option<sys::CpuTime>,
+    /// The load generator's own run time and run-queue wait.
+    client: Option<(u64, u64)>,
+    stats: Option<Result<ServerStats, String>>,
+}
+
+fn run_one(launcher: &Launcher, cfg: &Config, server: &str, case: Case) -> RunResult {
+    let mut srv = match launcher.start(server) {
+        Start::Up(p) => p,
+        Start::Skip(why) => return RunResult::Skipped(why),
+        Start::Fail(why) => return RunResult::Failed(why),
+    };
+    let mut ctl = match srv.ctl.as_deref().map(Control::connect).transpose() {
+        Ok(c) => c,
+        Err(e) => return RunResult::Failed(format!("control connection: {e}")),
+    };
+    let pid = srv.child.id();
+    let mark = || Snap {
+        cpu: sys::cpu_time(pid).ok(),
+        client: sys::thread_schedstat(),
+        stats: ctl
+            .as_mut()
+            .map(|c| c.query().map_err(|e| format!("stats query: {e}"))),
+    };
+    let warmup = Duration::from_secs_f64(cfg.warmup);
+    let measure = Duration::from_secs_f64(cfg.seconds);
+    let outcome = match case {
+        Case::Rr { conns, size } => {
+            load::request_response(&srv.data, conns, size, warmup, measure, mark)
+        }
+        Case::Stream => load::stream(&srv.data, warmup, measure, mark),
+    };
+    // The load generator's connections are closed by now; did the server survive?
+    let exited = srv.child.try_wait().ok().flatten();
+    let out = match outcome {
+        Ok(o) => o,
+        Err(e) => return RunResult::Failed(format!("load generator: {e}")),
+    };
+    drop(srv);
+    let secs = out.elapsed.as_secs_f64().max(1e-9);
+    let units = match case {
+        Case::Rr { .. } => out.units as f64,
+        Case::Stream => out.units as f64 / (1024.0 * 1024.0),
+    };
+    let mut errors = out.errors;
+    let mut first_error = out.first_error;
+    if let Some(status) = exited {
+        errors += 1;
+        first_error.get_or_insert(format!("server exited during the run: {status}"));
+    }
+    let window_ns = secs * 1e9;
+    let (mut server_busy, mut server_wait) = (f64::NAN, f64::NAN);
+    let (cpu_us, sys_share) = match (out.start.cpu, out.end.cpu) {
+        (Some(a), Some(b)) => {
+            let total = b.total_ns.saturating_sub(a.total_ns) as f64;
+            server_busy = total / window_ns;
+            server_wait = b.wait_ns.saturating_sub(a.wait_ns) as f64 / window_ns;
+            let user = b.user_ns.saturating_sub(a.user_ns) as f64;
+            let sys = b.sys_ns.saturating_sub(a.sys_ns) as f64;
+            let share = if user + sys > 0.0 {
+                sys / (user + sys)
+            } else {
+                f64::NAN
+            };
+            (total / 1000.0 / units.max(1e-9), share)
+        }
+        _ => (f64::NAN, f64::NAN),
+    };
+    let (client_busy, client_wait) = match (out.start.client, out.end.client) {
+        (Some(a), Some(b)) => (
+            b.0.saturating_sub(a.0) as f64 / window_ns,
+            b.1.saturating_sub(a.1) as f64 / window_ns,
+        ),
+        _ => (f64::NAN, f64::NAN),
+    };
+    let mut stats_delta = None;
+    match (out.start.stats, out.end.stats) {
+        (Some(Ok(a)), Some(Ok(b))) => stats_delta = Some(b.since(&a)),
+        (Some(Err(e)), _) | (_, Some(Err(e))) => {
+            errors += 1;
+            first_error.get_or_insert(e);
+        }
+        _ => {}
+    }
+    let q = |p: f64| {
+        out.hist
+            .as_ref()
+            .filter(|h| !h.is_empty())
+            .map_or(f64::NAN, |h| h.value_at_quantile(p) as f64 / 1000.0)
+    };
+    if out.units == 0 {
+        errors += 1;
+        first_error.get_or_insert("no responses in the measured window".into());
+    }
+    RunResult::Ok(Sample {
+        rate: units / secs,
+        p50_us: q(0.5),
+        p99_us: q(0.99),
+        p999_us: q(0.999),
+        cpu_us,
+        sys_share,
+        server_busy,
+        server_wait,
+        client_busy,
+        client_wait,
+        syscalls: stats_delta.map(|d| (d.waits + d.io_syscalls) as f64 / units.max(1e-9)),
+        waits: stats_delta.map(|d| d.waits as f64 / units.max(1e-9)),
+        ops: stats_delta.map(|d| d.ops_completed as f64 / units.max(1e-9)),
+        cq_overflows: stats_delta.map_or(0, |d| d.cq_overflows),
+        units: out.units,
+        secs,
+        errors,
+        first_error,
+    })
+}
+
+/// Builds the Go server into `out/go-echo/` if `go` is on PATH.
+fn build_go(out: &Path) -> Result<PathBuf, String> {
+    let go = sys::which("go").ok_or("go is not installed (not on PATH)")?;
+    let dir = out.join("go-echo");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let src = dir.join("main.go");
+    let bin = dir.join("go-echo");
+    let unchanged = std::fs::read_to_string(&src).ok().as_deref() == Some(servers::GO_SOURCE);
+    if unchanged && bin.exists() {
+        return Ok(bin);
+    }
+    let write =
+        |p: &Path, s: &str| std::fs::write(p, s).map_err(|e| format!("{}: {e}", p.display()));
+    write(&src, servers::GO_SOURCE)?;
+    write(
+        &dir.join("go.mod"),
+        "module coreringbench/goecho\n\ngo 1.18\n",
+    )?;
+    let res = Command::new(go)
+        .args(["build", "-o", "go-echo", "."])
+        .current_dir(&dir)
+        .output()
+        .map_err(|e| format!("go build: {e}"))?;
+    if !res.status.success() {
+        let err = String::from_utf8_lossy(&res.stderr);
+        return Err(format!("go build failed: {}", err.trim()));
+    }
+    Ok(bin)
+}
+
+/// Prints progress on stderr: one line rewritten in place on a terminal, else a line per run.
+struct Progress {
+    tty: bool,
+    total: usize,
+    done: usize,
+    started: Instant,
+}
+
+impl Progress {
+    fn show(&mut self, msg: &str) {
+        let left = if self.done > 0 {
+            let per = self.started.elapsed().as_secs_f64() / self.done as f64;
+            let s = (per * (self.total - self.done) as f64) as u64;
+            format!("{}m{:02}s left", s / 60, s % 60)
+        } else {
+            "...".into()
+        };
+        let line = format!("[{:>3}/{}, {left}] {msg}", self.done + 1, self.total);
+        let mut err = io::stderr().lock();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[2K{line}");
+        } else {
+            let _ = writeln!(err, "{line}");
+        }
+        let _ = err.flush();
+    }
+
+    fn finish(&self) {
+        if self.tty {
+            eprint!("\r\x1b[2K");
+        }
+        eprintln!(
+            "ran {} runs in {:.0} s",
+            self.done,
+            self.started.elapsed().as_secs_f64()
+        );
+    }
+}
+
+fn run(cfg: &Config) -> io::Result<bool> {
+    if cfg!(debug_assertions) {
+        eprintln!("compare: WARNING: a debug build; run with --release for meaningful numbers");
+    }
+    let cores = sys::allowed_cores();
+    if cores.is_empty() {
+        return Err(io::Error::other("sched_getaffinity reports no usable core"));
+    }
+    let (mut server_core, mut client_core) = (
+        cfg.server_core.unwrap_or(cores[1.min(cores.len() - 1)]),
+        cfg.client_core.unwrap_or(cores[0]),
+    );
+    if cores.len() == 1 {
+        eprintln!(
+            "compare: only core {} is available: server and load generator share it",
+            cores[0]
+        );
+        (server_core, client_core) = (cores[0], cores[0]);
+    } else {
+        for c in [server_core, client_core] {
+            if !cores.contains(&c) {
+                usage(&format!("core {c} is not available (allowed: {cores:?})"));
+            }
+        }
+        if server_core == client_core {
+            eprintln!("compare: server and load generator share core {server_core}");
+        }
+    }
+    sys::pin_to(client_core)?;
+    let nofile = sys::raise_nofile();
+    let max_conns = cfg.conns.iter().copied().max().unwrap_or(1);
+    if (nofile as usize) < max_conns + 64 {
+        eprintln!(
+            "compare: WARNING: the fd limit ({nofile}) is below {} connections",
+            max_conns
+        );
+    }
+    std::fs::create_dir_all(&cfg.out)?;
+
+    // Servers that cannot run here are skipped up front, with the reason.
+    let uring = sys::uring_available();
+    let mut static_skip: Vec<(&str, String)> = Vec::new();
+    let mut go_bin = None;
+    for &name in &cfg.servers {
+        let kind = servers::kind(name).expect("validated");
+        if kind.uring {
+            if let Err(why) = &uring {
+                static_skip.push((name, why.clone()));
+                continue;
+            }
+        }
+        if name == "go" {
+            match build_go(&cfg.out) {
+                Ok(bin) => go_bin = Some(bin),
+                Err(why) => static_skip.push((name, why)),
+            }
+        }
+    }
+    let log_path = cfg.out.join("servers.log");
+    let launcher = Launcher {
+        exe: std::env::current_exe()?,
+        go_bin,
+        server_core,
+        log: std::fs::File::create(&log_path)?,
+    };
+
+    let mut cases: Vec<Case> = Vec::new();
+    for &size in &cfg.sizes {
+        for &conns in &cfg.conns {
+            cases.push(Case::Rr { conns, size });
+        }
+    }
+    if cfg.stream {
+        cases.push(Case::Stream);
+    }
+    let mut cells: Vec<Cell> = Vec::new();
+    for &case in &cases {
+        for &server in &cfg.servers {
+            let skip = static_skip.iter().find(|(n, _)| *n == server);
+            cells.push(Cell {
+                server,
+                case,
+                runs: Vec::new(),
+                skipped: skip.map(|(_, why)| why.clone()),
+            });
+        }
+    }
+    let runnable = cfg
+        .servers
+        .iter()
+        .filter(|s| !static_skip.iter().any(|(n, _)| n == *s))
+        .count();
+    eprintln!(
+        "compare: {} servers ({} runnable) × {} cases × {} rounds, {} s + {} s warm-up each; \
+         servers on core {server_core}, load on core {client_core}; output in {}",
+        cfg.servers.len(),
+        runnable,
+        cases.len(),
+        cfg.rounds,
+        cfg.seconds,
+        cfg.warmup,
+        cfg.out.display()
+    );
+    // How busy the two cores are before we start: other work there adds noise.
+    let mut bench_cores = vec![server_core, client_core];
+    bench_cores.dedup();
+    let busy_before = {
+        let a = sys::core_ticks(&bench_cores);
+        std::thread::sleep(Duration::from_millis(300));
+        match (a, sys::core_ticks(&bench_cores)) {
+            (Some(a), Some(b)) => {
+                let total = b.total.saturating_sub(a.total).max(1) as f64;
+                b.busy.saturating_sub(a.busy) as f64 / total
+            }
+            _ => f64::NAN,
+        }
+    };
+    if busy_before > 0.15 {
+        eprintln!(
+            "compare: WARNING: other processes already use {:.0}% of cores {bench_cores:?}; \
+             expect noisy figures",
+            busy_before * 100.0
+        );
+    }
+    let (ticks_start, own_start) = (sys::core_ticks(&bench_cores), sys::own_ticks());
+    let mut progress = Progress {
+        tty: io::stderr().is_terminal(),
+        total: runnable * cases.len() * cfg.rounds,
+        done: 0,
+        started: Instant::now(),
+    };
+    for round in 0..cfg.rounds {
+        for &case in &cases {
+            // Rotate the server order each round so that no server always runs first.
+            let n = cfg.servers.len();
+            for k in 0..n {
+                let server = cfg.servers[(k + round) % n];
+                let cell = cells
+                    .iter_mut()
+                    .find(|c| c.server == server && c.case == case)
+                    .expect("every cell exists");
+                if cell.skipped.is_some() {
+                    continue;
+                }
+                progress.show(&format!(
+                    "round {}/{}  {:<18} {server}",
+                    round + 1,
+                    cfg.rounds,
+                    case.label()
+                ));
+                let result = run_one(&launcher, cfg, server, case);
+                progress.done += 1;
+                if let RunResult::Skipped(why) = &result {
+                    // A server that says it cannot run here will not run in later cases either.
+                    for c in cells.iter_mut().filter(|c| c.server == server) {
+                        c.skipped = Some(why.clone());
+                    }
+                    continue;
+                }
+                cell.runs.push((round, result));
+            }
+        }
+    }
+    progress.finish();
+
+    let summary = report::summarize(cfg, &cells);
+    let mut stdout = io::stdout().lock();
+    let (other, steal) = match (ticks_start, sys::core_ticks(&bench_cores)) {
+        (Some(a), Some(b)) => {
+            let total = b.total.saturating_sub(a.total).max(1) as f64;
+            let busy = b.busy.saturating_sub(a.busy) as f64;
+            let ours = sys::own_ticks().saturating_sub(own_start) as f64;
+            (
+                ((busy - ours) / total).max(0.0),
+                b.steal.saturating_sub(a.steal) as f64 / total,
+            )
+        }
+        _ => (f64::NAN, f64::NAN),
+    };
+    let info = report::RunInfo {
+        server_core,
+        client_core,
+        busy_before,
+        other,
+        steal,
+    };
+    report::print_table(&mut stdout, cfg, &summary, &info)?;
+    let files = report::write_files(cfg, &summary, &cells, &info)?;
+    writeln!(stdout)?;
+    for f in files.iter().chain([&log_path]) {
+        writeln!(stdout, "wrote {}", f.display())?;
+    }
+    let ok = report::check(&summary, &mut stdout)?;
+    Ok(ok)
+}
