@@ -44,6 +44,7 @@ mod driver;
 pub mod net;
 pub mod op;
 mod runtime;
+pub mod sync;
 mod sys;
 pub mod time;
 
@@ -51,5 +52,7 @@ pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
 pub use driver::DriverStats;
 pub use driver::{BackendChoice, BackendInfo, BackendKind, UringInfo};
 pub use runtime::{
-    backend, spawn, yield_now, Builder, JoinError, JoinHandle, Runtime, RuntimeStats,
+    backend, core_id, cores, is_shutting_down, shutdown_requested, spawn, spawn_on, stats,
+    yield_now, Builder, CoreReport, JoinError, JoinHandle, RemoteJoinHandle, Runtime,
+    RuntimeStats, ShutdownHandle, ShutdownRequested, ShuttingDown,
 };

@@ -1,0 +1,287 @@
+//! A many-producer, single-consumer channel that crosses cores.
+//!
+//! The queue sits behind one mutex. The receiver takes the whole queue at once into a local
+//! buffer, so a burst of messages costs it one lock; senders wake the receiver only when it is
+//! parked (its waker is taken by the first send after it parked).
+use std::collections::VecDeque;
+use std::fmt;
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
+
+struct State<T> {
+    queue: VecDeque<T>,
+    /// `None` for an unbounded channel.
+    capacity: Option<usize>,
+    /// Messages the receiver took into its local buffer in its last batch: they count against
+    /// the capacity until the receiver has handed out the whole batch (one lock per batch,
+    /// not per message).
+    in_receiver: usize,
+    receiver: Option<Waker>,
+    /// Senders waiting for room (bounded only).
+    senders_waiting: Vec<Waker>,
+    senders: usize,
+    receiver_alive: bool,
+}
+
+struct Chan<T> {
+    state: Mutex<State<T>>,
+}
+
+impl<T> Chan<T> {
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn make<T>(capacity: Option<usize>) -> (Sender<T>, Receiver<T>) {
+    let chan = Arc::new(Chan {
+        state: Mutex::new(State {
+            queue: VecDeque::new(),
+            capacity,
+            in_receiver: 0,
+            receiver: None,
+            senders_waiting: Vec::new(),
+            senders: 1,
+            receiver_alive: true,
+        }),
+    });
+    (Sender { chan: chan.clone() }, Receiver { chan, local: VecDeque::new() })
+}
+
+/// A channel holding at most `capacity` messages; `send` waits for room.
+///
+/// # Panics
+///
+/// If `capacity` is 0.
+pub fn channel<T: Send>(capacity: usize) -> (Sender<T>, Receiver<T>) {
+    assert!(capacity > 0, "channel capacity must be at least 1");
+    make(Some(capacity))
+}
+
+/// A channel with no bound; `send` never waits.
+pub fn unbounded<T: Send>() -> (Sender<T>, Receiver<T>) {
+    make(None)
+}
+
+/// The sending half: `Clone`, `Send` and `Sync`; usable from any core or thread.
+pub struct Sender<T> {
+    chan: Arc<Chan<T>>,
+}
+
+/// The message of a send to a channel whose receiver is gone.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct SendError<T>(pub T);
+
+/// Why [`Sender::try_send`] did not send.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum TrySendError<T> {
+    /// The channel is full.
+    Full(T),
+    /// The receiver is gone.
+    Closed(T),
+}
+
+/// Why [`Receiver::try_recv`] returned nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// No message now.
+    Empty,
+    /// No message, and every sender is gone.
+    Closed,
+}
+
+impl<T> Sender<T> {
+    /// Sends `value`, waiting for room in a bounded channel.
+    ///
+    /// # Errors
+    ///
+    /// The receiver is gone; the value comes back.
+    pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
+        let mut value = Some(value);
+        poll_fn(|cx| {
+            let mut state = self.chan.lock();
+            if !state.receiver_alive {
+                return Poll::Ready(Err(SendError(value.take().expect("sent once"))));
+            }
+            if let Some(cap) = state.capacity {
+                if state.queue.len() + state.in_receiver >= cap {
+                    state.senders_waiting.push(cx.waker().clone());
+                    return Poll::Pending;
+                }
+            }
+            state.queue.push_back(value.take().expect("sent once"));
+            let receiver = state.receiver.take();
+            drop(state);
+            if let Some(w) = receiver {
+                w.wake();
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await
+    }
+
+    /// Sends `value` if there is room now.
+    ///
+    /// # Errors
+    ///
+    /// The channel is full, or the receiver is gone; the value comes back.
+    pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
+        let mut state = self.chan.lock();
+        if !state.receiver_alive {
+            return Err(TrySendError::Closed(value));
+        }
+        if let Some(cap) = state.capacity {
+            if state.queue.len() + state.in_receiver >= cap {
+                return Err(TrySendError::Full(value));
+            }
+        }
+        state.queue.push_back(value);
+        let receiver = state.receiver.take();
+        drop(state);
+        if let Some(w) = receiver {
+            w.wake();
+        }
+        Ok(())
+    }
+
+    /// Whether the receiver is gone.
+    pub fn is_closed(&self) -> bool {
+        !self.chan.lock().receiver_alive
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.chan.lock().senders += 1;
+        Sender { chan: self.chan.clone() }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let receiver = {
+            let mut state = self.chan.lock();
+            state.senders -= 1;
+            if state.senders > 0 {
+                return;
+            }
+            state.receiver.take()
+        };
+        if let Some(w) = receiver {
+            w.wake();
+        }
+    }
+}
+
+/// The receiving half: one per channel. `Send`, so it can be handed to the core that will
+/// read from it.
+pub struct Receiver<T> {
+    chan: Arc<Chan<T>>,
+    /// Messages taken from the shared queue in one go, returned one by one.
+    local: VecDeque<T>,
+}
+
+impl<T> Receiver<T> {
+    /// The next message; `None` once every sender is gone and the channel is empty.
+    pub async fn recv(&mut self) -> Option<T> {
+        poll_fn(|cx| match self.try_recv() {
+            Ok(v) => Poll::Ready(Some(v)),
+            Err(TryRecvError::Closed) => Poll::Ready(None),
+            Err(TryRecvError::Empty) => {
+                let mut state = self.chan.lock();
+                // Re-check under the lock: a send may have landed since try_recv.
+                if !state.queue.is_empty() || state.senders == 0 {
+                    drop(state);
+                    cx.waker().wake_by_ref();
+                } else {
+                    state.receiver = Some(cx.waker().clone());
+                }
+                Poll::Pending
+            }
+        })
+        .await
+    }
+
+    /// The next message if there is one now.
+    ///
+    /// # Errors
+    ///
+    /// `Empty` if none is queued, `Closed` if none ever will be.
+    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
+        if let Some(v) = self.local.pop_front() {
+            return Ok(v);
+        }
+        let waiting = {
+            let mut state = self.chan.lock();
+            state.in_receiver = 0;
+            if state.queue.is_empty() {
+                let closed = state.senders == 0;
+                let waiting = std::mem::take(&mut state.senders_waiting);
+                drop(state);
+                wake_all(waiting);
+                return Err(if closed { TryRecvError::Closed } else { TryRecvError::Empty });
+            }
+            std::mem::swap(&mut self.local, &mut state.queue);
+            // Bounded: what we hold still counts against the capacity until handed out.
+            state.in_receiver = if state.capacity.is_some() { self.local.len() } else { 0 };
+            std::mem::take(&mut state.senders_waiting)
+        };
+        wake_all(waiting);
+        Ok(self.local.pop_front().expect("swapped in a non-empty queue"))
+    }
+}
+
+fn wake_all(wakers: Vec<Waker>) {
+    for w in wakers {
+        w.wake();
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let (waiting, queue) = {
+            let mut state = self.chan.lock();
+            state.receiver_alive = false;
+            (std::mem::take(&mut state.senders_waiting), std::mem::take(&mut state.queue))
+        };
+        // Messages are dropped outside the lock: their drop may do anything.
+        drop(queue);
+        wake_all(waiting);
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sender").finish_non_exhaustive()
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver").field("buffered", &self.local.len()).finish()
+    }
+}
+
+impl<T> fmt::Debug for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SendError(..)")
+    }
+}
+
+impl<T> fmt::Display for SendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the receiver is gone")
+    }
+}
+
+impl<T> std::error::Error for SendError<T> {}
+
+impl<T> fmt::Debug for TrySendError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TrySendError::Full(_) => f.write_str("Full(..)"),
+            TrySendError::Closed(_) => f.write_str("Closed(..)"),
+        }
+    }
+}
