@@ -114,7 +114,8 @@ pub struct DriverStats {
     /// Operations handed to the kernel (io_uring entries, or epoll syscall attempts that
     /// finished or parked).
     pub ops_submitted: u64,
-    /// Operations whose completion was recorded.
+    /// Operations that finished: completed, failed, or cancelled (their future dropped) and
+    /// confirmed by the kernel. Equal to `ops_submitted` once nothing is in flight.
     pub ops_completed: u64,
     /// `io_uring_enter` or `epoll_wait` calls.
     pub waits: u64,

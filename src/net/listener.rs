@@ -1,11 +1,11 @@
 //! A listening TCP socket.
 use std::future::Future;
 use std::io;
-use std::pin::Pin;
-use std::task::Poll;
 use std::marker::PhantomData;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::pin::Pin;
+use std::task::Poll;
 
 use super::TcpStream;
 use crate::driver::DriverFd;

@@ -29,7 +29,11 @@ pub struct Builder {
 impl Default for Builder {
     fn default() -> Self {
         Builder {
-            config: DriverConfig { backend: BackendChoice::Auto, entries: 256, uring_baseline: false },
+            config: DriverConfig {
+                backend: BackendChoice::Auto,
+                entries: 256,
+                uring_baseline: false,
+            },
             cores: None,
             pin: true,
             signal_grace: None,
@@ -93,13 +97,19 @@ impl Builder {
     /// `CORERING_BACKEND`, or the epoll instance or eventfd could not be made (e.g. EMFILE).
     pub fn build(self) -> io::Result<Runtime> {
         let shared = Arc::new(Shared::new(super::next_core_id())?);
-        let set = Arc::new(CoreSet { cores: vec![shared.clone()] });
+        let set = Arc::new(CoreSet {
+            cores: vec![shared.clone()],
+        });
         let shutdown = Arc::new(ShutdownState::default());
         shutdown.register(&shared);
-        let core = Core::new(&self.config, shared.clone(), 0, set, shutdown.clone()).inspect_err(|_| {
-            shutdown.unregister(&shared);
-        })?;
-        let cores = self.cores.unwrap_or_else(|| super::run::allowed_cpus().len().max(1));
+        let core = Core::new(&self.config, shared.clone(), 0, set, shutdown.clone()).inspect_err(
+            |_| {
+                shutdown.unregister(&shared);
+            },
+        )?;
+        let cores = self
+            .cores
+            .unwrap_or_else(|| super::run::allowed_cpus().len().max(1));
         Ok(Runtime {
             core: Rc::new(core),
             config: self.config,
@@ -158,7 +168,9 @@ impl Runtime {
 
     /// A handle that requests shutdown from any thread.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle { state: self.shutdown.clone() }
+        ShutdownHandle {
+            state: self.shutdown.clone(),
+        }
     }
 
     /// Runs `future` to completion on this thread, running spawned tasks and I/O meanwhile.

@@ -60,6 +60,8 @@ pub(crate) struct Core {
     root_woken: Cell<bool>,
     root_waker: Arc<TaskWaker>,
     closed: Cell<bool>,
+    /// The loop is running (a nested `block_on` on the same core is refused).
+    running: Cell<bool>,
 }
 
 impl Core {
@@ -94,6 +96,7 @@ impl Core {
             root_woken: Cell::new(false),
             root_waker,
             closed: Cell::new(false),
+            running: Cell::new(false),
         })
     }
 
@@ -107,7 +110,16 @@ impl Core {
     /// Runs `future` as this core's root, with the loop described in the module header.
     /// Returns its output, or why it has none (it panicked, in `Run` mode, or the shutdown
     /// deadline passed first).
-    pub fn run_root<F: Future>(self: &Rc<Self>, future: F, mode: RootMode) -> Result<F::Output, JoinError> {
+    pub fn run_root<F: Future>(
+        self: &Rc<Self>,
+        future: F,
+        mode: RootMode,
+    ) -> Result<F::Output, JoinError> {
+        assert!(
+            !self.running.replace(true),
+            "corering: block_on called from inside this runtime (a task cannot block its own core)"
+        );
+        let _running = RunningGuard(&self.running);
         let _enter = Enter::new(self);
         let mut future = std::pin::pin!(future);
         let root_waker = Waker::from(self.root_waker.clone());
@@ -129,9 +141,8 @@ impl Core {
                         }
                     }
                     RootMode::Run => {
-                        let polled = panic::catch_unwind(AssertUnwindSafe(|| {
-                            future.as_mut().poll(&mut cx)
-                        }));
+                        let polled =
+                            panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx)));
                         match polled {
                             Ok(Poll::Pending) => {}
                             Ok(Poll::Ready(out)) => output = Some(Ok(out)),
@@ -142,11 +153,15 @@ impl Core {
             }
             // A `Run` core ends with its root, unless shutting down: then it drains its
             // other tasks first, up to the deadline.
-            let draining = self.shutdown_deadline.get().is_some() && !self.tasks.borrow().is_empty();
+            let draining =
+                self.shutdown_deadline.get().is_some() && !self.tasks.borrow().is_empty();
             if output.is_some() && !draining {
                 return output.expect("checked");
             }
-            let deadline_passed = self.shutdown_deadline.get().is_some_and(|d| Instant::now() >= d);
+            let deadline_passed = self
+                .shutdown_deadline
+                .get()
+                .is_some_and(|d| Instant::now() >= d);
             if mode == RootMode::Run && deadline_passed {
                 return output.unwrap_or_else(|| Err(JoinError::cancelled()));
             }
@@ -241,7 +256,10 @@ impl Core {
         }
         let (wakes, jobs) = {
             let mut inbox = self.shared.lock();
-            (std::mem::take(&mut inbox.wakes), std::mem::take(&mut inbox.jobs))
+            (
+                std::mem::take(&mut inbox.wakes),
+                std::mem::take(&mut inbox.jobs),
+            )
         };
         self.stats.borrow_mut().remote_wakes += wakes.len() as u64;
         self.run_queue.borrow_mut().extend(wakes);
@@ -312,3 +330,11 @@ impl Core {
     }
 }
 
+/// Clears `Core::running` when the loop ends, even by a panic.
+struct RunningGuard<'a>(&'a Cell<bool>);
+
+impl Drop for RunningGuard<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}

@@ -18,7 +18,9 @@ mod task;
 pub use builder::{Builder, Runtime};
 pub use remote::{spawn_on, RemoteJoinHandle};
 pub use run::CoreReport;
-pub use shutdown::{is_shutting_down, shutdown_requested, ShutdownHandle, ShutdownRequested, ShuttingDown};
+pub use shutdown::{
+    is_shutting_down, shutdown_requested, ShutdownHandle, ShutdownRequested, ShuttingDown,
+};
 pub use task::{yield_now, JoinError, JoinHandle};
 
 use std::cell::{Cell, RefCell};

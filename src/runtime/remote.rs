@@ -74,12 +74,20 @@ where
 {
     let target = super::with_current(|c| {
         let n = c.set.cores.len();
-        assert!(core < n, "spawn_on: core {core} does not exist (this runtime has {n})");
+        assert!(
+            core < n,
+            "spawn_on: core {core} does not exist (this runtime has {n})"
+        );
         c.set.cores[core].clone()
     })
     .expect("spawn_on must be called from inside a corering runtime");
     let slot = Arc::new(Slot {
-        inner: Mutex::new(SlotInner { result: None, handle_waker: None, task_waker: None, taken: false }),
+        inner: Mutex::new(SlotInner {
+            result: None,
+            handle_waker: None,
+            task_waker: None,
+            taken: false,
+        }),
         abort: AtomicBool::new(false),
     });
     let sender = Sender(slot.clone());
@@ -139,7 +147,10 @@ impl<T> Future for RemoteJoinHandle<T> {
             inner.taken = true;
             return Poll::Ready(result);
         }
-        assert!(!inner.taken, "RemoteJoinHandle polled after it returned its result");
+        assert!(
+            !inner.taken,
+            "RemoteJoinHandle polled after it returned its result"
+        );
         match &mut inner.handle_waker {
             Some(w) if w.will_wake(cx.waker()) => {}
             slot => *slot = Some(cx.waker().clone()),
@@ -150,6 +161,8 @@ impl<T> Future for RemoteJoinHandle<T> {
 
 impl<T> fmt::Debug for RemoteJoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RemoteJoinHandle").field("finished", &self.is_finished()).finish()
+        f.debug_struct("RemoteJoinHandle")
+            .field("finished", &self.is_finished())
+            .finish()
     }
 }

@@ -41,13 +41,16 @@ pub(crate) fn allowed_cpus() -> Vec<usize> {
     // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: `set` is a live cpu_set_t of the size we pass.
-    let res = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    let res =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
     if res != 0 {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());
         return (0..n).collect();
     }
     // SAFETY: CPU_ISSET reads the set we own, for indices below CPU_SETSIZE.
-    (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect()
+    (0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect()
 }
 
 fn pin_to(cpu: usize) -> io::Result<()> {
@@ -55,7 +58,11 @@ fn pin_to(cpu: usize) -> io::Result<()> {
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: `cpu` is below CPU_SETSIZE (it came from allowed_cpus).
     unsafe { libc::CPU_SET(cpu, &mut set) };
-    crate::sys::syscall!(sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set))?;
+    crate::sys::syscall!(sched_setaffinity(
+        0,
+        std::mem::size_of::<libc::cpu_set_t>(),
+        &set
+    ))?;
     Ok(())
 }
 
@@ -86,17 +93,26 @@ impl SignalWatch {
         }
         let done = Arc::new(AtomicBool::new(false));
         let stop = done.clone();
-        let thread = std::thread::Builder::new().name("corering-signals".into()).spawn(move || {
-            let tick = libc::timespec { tv_sec: 0, tv_nsec: 100_000_000 };
-            while !stop.load(Ordering::Acquire) {
-                // SAFETY: `set` and `tick` are live; no siginfo is asked for.
-                let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &tick) };
-                if sig == libc::SIGINT || sig == libc::SIGTERM {
-                    handle.shutdown(grace);
+        let thread = std::thread::Builder::new()
+            .name("corering-signals".into())
+            .spawn(move || {
+                let tick = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 100_000_000,
+                };
+                while !stop.load(Ordering::Acquire) {
+                    // SAFETY: `set` and `tick` are live; no siginfo is asked for.
+                    let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &tick) };
+                    if sig == libc::SIGINT || sig == libc::SIGTERM {
+                        handle.shutdown(grace);
+                    }
                 }
-            }
-        })?;
-        Ok(SignalWatch { old_mask, done, thread: Some(thread) })
+            })?;
+        Ok(SignalWatch {
+            old_mask,
+            done,
+            thread: Some(thread),
+        })
     }
 }
 
@@ -139,9 +155,12 @@ impl Runtime {
         Fut::Output: Send,
     {
         let n = self.cores;
-        let shared: Vec<Arc<Shared>> =
-            (0..n).map(|_| Shared::new(super::next_core_id()).map(Arc::new)).collect::<io::Result<_>>()?;
-        let set = Arc::new(CoreSet { cores: shared.clone() });
+        let shared: Vec<Arc<Shared>> = (0..n)
+            .map(|_| Shared::new(super::next_core_id()).map(Arc::new))
+            .collect::<io::Result<_>>()?;
+        let set = Arc::new(CoreSet {
+            cores: shared.clone(),
+        });
         let mut config = self.config.clone();
         config.backend = match self.core.info.kind() {
             BackendKind::Uring => BackendChoice::Uring,
@@ -159,35 +178,50 @@ impl Runtime {
         std::thread::scope(|scope| {
             let threads: Vec<_> = (0..n)
                 .map(|index| {
-                    let (shared, set, config) = (shared[index].clone(), set.clone(), config.clone());
+                    let (shared, set, config) =
+                        (shared[index].clone(), set.clone(), config.clone());
                     let shutdown = self.shutdown.clone();
                     let cpu = (self.pin && !cpus.is_empty()).then(|| cpus[index % cpus.len()]);
                     let (built, failed) = (&built, &failed);
                     std::thread::Builder::new()
                         .name(format!("corering-core-{index}"))
-                        .spawn_scoped(scope, move || -> io::Result<Option<CoreReport<Fut::Output>>> {
-                            let cpu = cpu.filter(|&c| pin_to(c).is_ok());
-                            shutdown.register(&shared);
-                            let core = Core::new(&config, shared.clone(), index, set, shutdown.clone());
-                            if core.is_err() {
-                                failed.store(true, Ordering::Release);
-                            }
-                            built.wait();
-                            let core = match core {
-                                Ok(core) => Rc::new(core),
-                                Err(e) => {
-                                    shutdown.unregister(&shared);
-                                    return Err(e);
+                        .spawn_scoped(
+                            scope,
+                            move || -> io::Result<Option<CoreReport<Fut::Output>>> {
+                                let cpu = cpu.filter(|&c| pin_to(c).is_ok());
+                                shutdown.register(&shared);
+                                let core = Core::new(
+                                    &config,
+                                    shared.clone(),
+                                    index,
+                                    set,
+                                    shutdown.clone(),
+                                );
+                                if core.is_err() {
+                                    failed.store(true, Ordering::Release);
                                 }
-                            };
-                            if failed.load(Ordering::Acquire) {
+                                built.wait();
+                                let core = match core {
+                                    Ok(core) => Rc::new(core),
+                                    Err(e) => {
+                                        shutdown.unregister(&shared);
+                                        return Err(e);
+                                    }
+                                };
+                                if failed.load(Ordering::Acquire) {
+                                    core.close();
+                                    return Ok(None);
+                                }
+                                let output = core.run_root(f(index), RootMode::Run);
                                 core.close();
-                                return Ok(None);
-                            }
-                            let output = core.run_root(f(index), RootMode::Run);
-                            core.close();
-                            Ok(Some(CoreReport { core: index, cpu, output, stats: core.stats() }))
-                        })
+                                Ok(Some(CoreReport {
+                                    core: index,
+                                    cpu,
+                                    output,
+                                    stats: core.stats(),
+                                }))
+                            },
+                        )
                         .expect("spawning a core thread")
                 })
                 .collect();

@@ -92,7 +92,9 @@ impl ShutdownHandle {
 
 impl fmt::Debug for ShutdownHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ShutdownHandle").field("requested", &self.is_requested()).finish()
+        f.debug_struct("ShutdownHandle")
+            .field("requested", &self.is_requested())
+            .finish()
     }
 }
 

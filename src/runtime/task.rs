@@ -121,10 +121,14 @@ pub struct JoinError {
 
 impl JoinError {
     pub(crate) fn cancelled() -> JoinError {
-        JoinError { repr: Repr::Cancelled }
+        JoinError {
+            repr: Repr::Cancelled,
+        }
     }
     pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> JoinError {
-        JoinError { repr: Repr::Panic(payload) }
+        JoinError {
+            repr: Repr::Panic(payload),
+        }
     }
 }
 

@@ -46,7 +46,13 @@ fn make<T>(capacity: Option<usize>) -> (Sender<T>, Receiver<T>) {
             receiver_alive: true,
         }),
     });
-    (Sender { chan: chan.clone() }, Receiver { chan, local: VecDeque::new() })
+    (
+        Sender { chan: chan.clone() },
+        Receiver {
+            chan,
+            local: VecDeque::new(),
+        },
+    )
 }
 
 /// A channel holding at most `capacity` messages; `send` waits for room.
@@ -154,7 +160,9 @@ impl<T> Sender<T> {
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
         self.chan.lock().senders += 1;
-        Sender { chan: self.chan.clone() }
+        Sender {
+            chan: self.chan.clone(),
+        }
     }
 }
 
@@ -220,15 +228,26 @@ impl<T> Receiver<T> {
                 let waiting = std::mem::take(&mut state.senders_waiting);
                 drop(state);
                 wake_all(waiting);
-                return Err(if closed { TryRecvError::Closed } else { TryRecvError::Empty });
+                return Err(if closed {
+                    TryRecvError::Closed
+                } else {
+                    TryRecvError::Empty
+                });
             }
             std::mem::swap(&mut self.local, &mut state.queue);
             // Bounded: what we hold still counts against the capacity until handed out.
-            state.in_receiver = if state.capacity.is_some() { self.local.len() } else { 0 };
+            state.in_receiver = if state.capacity.is_some() {
+                self.local.len()
+            } else {
+                0
+            };
             std::mem::take(&mut state.senders_waiting)
         };
         wake_all(waiting);
-        Ok(self.local.pop_front().expect("swapped in a non-empty queue"))
+        Ok(self
+            .local
+            .pop_front()
+            .expect("swapped in a non-empty queue"))
     }
 }
 
@@ -243,7 +262,10 @@ impl<T> Drop for Receiver<T> {
         let (waiting, queue) = {
             let mut state = self.chan.lock();
             state.receiver_alive = false;
-            (std::mem::take(&mut state.senders_waiting), std::mem::take(&mut state.queue))
+            (
+                std::mem::take(&mut state.senders_waiting),
+                std::mem::take(&mut state.queue),
+            )
         };
         // Messages are dropped outside the lock: their drop may do anything.
         drop(queue);
@@ -259,7 +281,9 @@ impl<T> fmt::Debug for Sender<T> {
 
 impl<T> fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Receiver").field("buffered", &self.local.len()).finish()
+        f.debug_struct("Receiver")
+            .field("buffered", &self.local.len())
+            .finish()
     }
 }
 

@@ -104,7 +104,7 @@ impl UringDriver {
         Poll::Pending
     }
 
-    pub fn drop_op<T: OpCode>(&mut self, slot: &mut OpSlot, data: T) -> Leftover<T> {
+    pub fn drop_op<T: OpCode>(&mut self, slot: &mut OpSlot, mut data: T) -> Leftover<T> {
         let Some(index) = slot.index.take() else {
             return Leftover::Data(data);
         };
@@ -113,6 +113,7 @@ impl UringDriver {
             std::mem::forget(data);
             return Leftover::None;
         }
+        data.on_orphaned();
         match self.ops.orphan(index, Box::new(data)) {
             OnDrop::AlreadyDone(resources, res) => Leftover::Finish(resources, res),
             OnDrop::Orphaned => {
