@@ -102,11 +102,13 @@ impl Builder {
         });
         let shutdown = Arc::new(ShutdownState::default());
         shutdown.register(&shared);
-        let core = Core::new(&self.config, shared.clone(), 0, set, shutdown.clone()).inspect_err(
-            |_| {
+        let core = match Core::new(&self.config, shared.clone(), 0, set, shutdown.clone()) {
+            Ok(core) => core,
+            Err(e) => {
                 shutdown.unregister(&shared);
-            },
-        )?;
+                return Err(e);
+            }
+        };
         let cores = self
             .cores
             .unwrap_or_else(|| super::run::allowed_cpus().len().max(1));

@@ -155,8 +155,8 @@ impl Core {
             // other tasks first, up to the deadline.
             let draining =
                 self.shutdown_deadline.get().is_some() && !self.tasks.borrow().is_empty();
-            if output.is_some() && !draining {
-                return output.expect("checked");
+            if let Some(out) = output.take_if(|_| !draining) {
+                return out;
             }
             let deadline_passed = self
                 .shutdown_deadline
