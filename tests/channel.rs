@@ -243,7 +243,6 @@ fn closing_either_side_and_try_ops() {
 /// "At most `capacity` messages": a message the receiver has returned no longer takes room,
 /// so a sender waiting for room must get it without the receiver calling `recv` again.
 #[test]
-#[ignore = "library: room comes back per batch, when the receiver next finds its batch empty"]
 fn bounded_room_is_given_back_when_a_message_is_received() {
     on_every_backend("bounded_room_per_message", || async {
         let (tx, mut rx) = channel::<u32>(1);

@@ -233,7 +233,6 @@ fn remote_task_still_running_at_the_deadline_is_cancelled() {
 
 /// A `make` closure that panics on the target core must not take that core down.
 #[test]
-#[ignore = "library bug: a panic in spawn_on's make closure unwinds out of the core's loop"]
 fn panicking_make_closure_ends_only_its_task() {
     each_builder("panicking_make", |_, builder| {
         let rt = builder.cores(2).pin_cores(false).build().expect("build");

@@ -189,7 +189,6 @@ fn connections_drain_before_the_deadline() {
 
 /// A core whose last task ends while draining must stop then, not sleep until the deadline.
 #[test]
-#[ignore = "library bug: after its last task ends, a draining core parks until the deadline"]
 fn run_returns_once_the_last_task_has_drained() {
     let _serial = serial();
     each_builder("run_returns_once_drained", |_, builder| {

@@ -152,7 +152,13 @@ impl Core {
                 }
             }
             // A `Run` core ends with its root, unless shutting down: then it drains its
-            // other tasks first, up to the deadline.
+            // other tasks first, up to the deadline. (The root may itself just have asked for
+            // shutdown: look at the shared state before deciding.)
+            if output.is_some() && self.shutdown_deadline.get().is_none() {
+                if let Some(deadline) = self.shutdown.deadline() {
+                    self.begin_shutdown(deadline);
+                }
+            }
             let draining =
                 self.shutdown_deadline.get().is_some() && !self.tasks.borrow().is_empty();
             if let Some(out) = output.take_if(|_| !draining) {
@@ -181,7 +187,10 @@ impl Core {
     }
 
     fn park_timeout(&self, root_done: bool) -> Option<Duration> {
-        let busy = (!root_done && self.root_woken.get()) || !self.run_queue.borrow().is_empty();
+        // A finished root with nothing left to drain: only look for completions, then end.
+        let drained = root_done && self.tasks.borrow().is_empty();
+        let busy =
+            drained || (!root_done && self.root_woken.get()) || !self.run_queue.borrow().is_empty();
         if busy {
             return Some(Duration::ZERO);
         }
@@ -264,7 +273,9 @@ impl Core {
         self.stats.borrow_mut().remote_wakes += wakes.len() as u64;
         self.run_queue.borrow_mut().extend(wakes);
         for job in jobs {
-            job();
+            // A job only builds and spawns a task; if that panics (say `spawn_on`'s closure),
+            // its handle reports it, and the core goes on.
+            let _ = panic::catch_unwind(AssertUnwindSafe(job));
         }
         if self.shutdown_deadline.get().is_none() {
             if let Some(deadline) = self.shutdown.deadline() {

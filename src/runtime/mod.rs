@@ -13,6 +13,7 @@ mod core;
 mod remote;
 mod run;
 mod shutdown;
+mod signals;
 mod task;
 
 pub use builder::{Builder, Runtime};

@@ -1,6 +1,7 @@
 //! Cross-core work: build a task on another core and await it from anywhere.
 use std::fmt;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -91,10 +92,15 @@ where
         abort: AtomicBool::new(false),
     });
     let sender = Sender(slot.clone());
-    let job = Box::new(move || {
-        let local = super::spawn(make());
-        super::spawn(forward(local, sender));
-    });
+    let job = Box::new(
+        move || match std::panic::catch_unwind(AssertUnwindSafe(make)) {
+            Ok(future) => {
+                let local = super::spawn(future);
+                super::spawn(forward(local, sender));
+            }
+            Err(payload) => sender.0.finish(Err(JoinError::panic(payload))),
+        },
+    );
     // A stopped core gives the job back; dropping it cancels the handle.
     drop(target.send_job(job));
     RemoteJoinHandle { slot }

@@ -5,9 +5,9 @@ use std::io;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
-use std::time::Duration;
 
 use super::core::{Core, CoreSet, RootMode};
+use super::signals::SignalWatch;
 use super::task::Shared;
 use super::{JoinError, Runtime, RuntimeStats};
 use crate::driver::{BackendChoice, BackendKind};
@@ -66,64 +66,12 @@ fn pin_to(cpu: usize) -> io::Result<()> {
     Ok(())
 }
 
-/// Blocks SIGINT and SIGTERM on this thread (threads started after inherit it) and waits for
-/// them on a thread of its own, which requests shutdown. Dropped: restores the mask.
-struct SignalWatch {
-    old_mask: libc::sigset_t,
-    done: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
+/// Closes a core when dropped (its thread's end, normal or unwinding).
+struct CloseOnDrop(Rc<Core>);
 
-impl SignalWatch {
-    fn start(handle: super::ShutdownHandle, grace: Duration) -> io::Result<SignalWatch> {
-        // SAFETY: sigset_t is plain data, initialised by sigemptyset before use.
-        let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: as above.
-        let mut old_mask: libc::sigset_t = unsafe { std::mem::zeroed() };
-        // SAFETY: the sets are live; SIGINT/SIGTERM are valid signal numbers.
-        unsafe {
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, libc::SIGINT);
-            libc::sigaddset(&mut set, libc::SIGTERM);
-        }
-        // SAFETY: both sets are live sigset_t values.
-        let res = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old_mask) };
-        if res != 0 {
-            return Err(io::Error::from_raw_os_error(res));
-        }
-        let done = Arc::new(AtomicBool::new(false));
-        let stop = done.clone();
-        let thread = std::thread::Builder::new()
-            .name("corering-signals".into())
-            .spawn(move || {
-                let tick = libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: 100_000_000,
-                };
-                while !stop.load(Ordering::Acquire) {
-                    // SAFETY: `set` and `tick` are live; no siginfo is asked for.
-                    let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &tick) };
-                    if sig == libc::SIGINT || sig == libc::SIGTERM {
-                        handle.shutdown(grace);
-                    }
-                }
-            })?;
-        Ok(SignalWatch {
-            old_mask,
-            done,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for SignalWatch {
+impl Drop for CloseOnDrop {
     fn drop(&mut self) {
-        self.done.store(true, Ordering::Release);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        // SAFETY: restores the mask saved in `start`.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.old_mask, std::ptr::null_mut()) };
+        self.0.close();
     }
 }
 
@@ -208,8 +156,10 @@ impl Runtime {
                                         return Err(e);
                                     }
                                 };
+                                // Closes the core even if this thread unwinds, so that jobs
+                                // other cores send here are refused instead of hanging.
+                                let _close = CloseOnDrop(core.clone());
                                 if failed.load(Ordering::Acquire) {
-                                    core.close();
                                     return Ok(None);
                                 }
                                 let output = core.run_root(f(index), RootMode::Run);

@@ -3,9 +3,18 @@
 //! The queue sits behind one mutex. The receiver takes the whole queue at once into a local
 //! buffer, so a burst of messages costs it one lock; senders wake the receiver only when it is
 //! parked (its waker is taken by the first send after it parked).
+//!
+//! Bounded channels count the messages in the receiver's local buffer against the capacity
+//! (`in_receiver`), and give each place back as the message is handed out: an atomic
+//! decrement, plus a lock only when a sender is waiting (`senders_parked`). A sender that
+//! finds no room sets `senders_parked` and then looks again, and the receiver decrements and
+//! then looks at `senders_parked` (both sequentially consistent), so one of them always sees
+//! the other: no wake-up is lost.
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::poll_fn;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
@@ -13,10 +22,6 @@ struct State<T> {
     queue: VecDeque<T>,
     /// `None` for an unbounded channel.
     capacity: Option<usize>,
-    /// Messages the receiver took into its local buffer in its last batch: they count against
-    /// the capacity until the receiver has handed out the whole batch (one lock per batch,
-    /// not per message).
-    in_receiver: usize,
     receiver: Option<Waker>,
     /// Senders waiting for room (bounded only).
     senders_waiting: Vec<Waker>,
@@ -26,20 +31,45 @@ struct State<T> {
 
 struct Chan<T> {
     state: Mutex<State<T>>,
+    /// Bounded only: messages in the receiver's local buffer, not yet handed out.
+    in_receiver: AtomicUsize,
+    /// Bounded only: some sender waits for room (its waker is in `senders_waiting`).
+    senders_parked: AtomicBool,
+    /// Fixed at creation, so readable without the lock.
+    bounded: bool,
 }
 
 impl<T> Chan<T> {
     fn lock(&self) -> MutexGuard<'_, State<T>> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    fn full(&self, state: &State<T>, cap: usize) -> bool {
+        state.queue.len() + self.in_receiver.load(SeqCst) >= cap
+    }
+
+    /// Wakes the senders waiting for room, if any.
+    fn wake_senders(&self) {
+        if !self.senders_parked.load(SeqCst) {
+            return;
+        }
+        let waiting = {
+            let mut state = self.lock();
+            self.senders_parked.store(false, SeqCst);
+            std::mem::take(&mut state.senders_waiting)
+        };
+        wake_all(waiting);
+    }
 }
 
 fn make<T>(capacity: Option<usize>) -> (Sender<T>, Receiver<T>) {
     let chan = Arc::new(Chan {
+        in_receiver: AtomicUsize::new(0),
+        senders_parked: AtomicBool::new(false),
+        bounded: capacity.is_some(),
         state: Mutex::new(State {
             queue: VecDeque::new(),
             capacity,
-            in_receiver: 0,
             receiver: None,
             senders_waiting: Vec::new(),
             senders: 1,
@@ -111,9 +141,14 @@ impl<T> Sender<T> {
                 return Poll::Ready(Err(SendError(value.take().expect("sent once"))));
             }
             if let Some(cap) = state.capacity {
-                if state.queue.len() + state.in_receiver >= cap {
+                if self.chan.full(&state, cap) {
                     state.senders_waiting.push(cx.waker().clone());
-                    return Poll::Pending;
+                    self.chan.senders_parked.store(true, SeqCst);
+                    // Look again after announcing ourselves: the receiver may have handed a
+                    // message out meanwhile without seeing the flag.
+                    if self.chan.full(&state, cap) {
+                        return Poll::Pending;
+                    }
                 }
             }
             state.queue.push_back(value.take().expect("sent once"));
@@ -138,7 +173,7 @@ impl<T> Sender<T> {
             return Err(TrySendError::Closed(value));
         }
         if let Some(cap) = state.capacity {
-            if state.queue.len() + state.in_receiver >= cap {
+            if self.chan.full(&state, cap) {
                 return Err(TrySendError::Full(value));
             }
         }
@@ -218,36 +253,38 @@ impl<T> Receiver<T> {
     /// `Empty` if none is queued, `Closed` if none ever will be.
     pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
         if let Some(v) = self.local.pop_front() {
+            self.handed_out();
             return Ok(v);
         }
-        let waiting = {
+        let closed = {
             let mut state = self.chan.lock();
-            state.in_receiver = 0;
             if state.queue.is_empty() {
-                let closed = state.senders == 0;
-                let waiting = std::mem::take(&mut state.senders_waiting);
-                drop(state);
-                wake_all(waiting);
-                return Err(if closed {
-                    TryRecvError::Closed
-                } else {
-                    TryRecvError::Empty
-                });
-            }
-            std::mem::swap(&mut self.local, &mut state.queue);
-            // Bounded: what we hold still counts against the capacity until handed out.
-            state.in_receiver = if state.capacity.is_some() {
-                self.local.len()
+                state.senders == 0
             } else {
-                0
-            };
-            std::mem::take(&mut state.senders_waiting)
+                std::mem::swap(&mut self.local, &mut state.queue);
+                if state.capacity.is_some() {
+                    // Still counted against the capacity until handed out one by one.
+                    self.chan.in_receiver.fetch_add(self.local.len(), SeqCst);
+                }
+                false
+            }
         };
-        wake_all(waiting);
-        Ok(self
-            .local
-            .pop_front()
-            .expect("swapped in a non-empty queue"))
+        match self.local.pop_front() {
+            Some(v) => {
+                self.handed_out();
+                Ok(v)
+            }
+            None if closed => Err(TryRecvError::Closed),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// One message left the receiver: in a bounded channel its place is free again.
+    fn handed_out(&self) {
+        if self.chan.bounded {
+            self.chan.in_receiver.fetch_sub(1, SeqCst);
+            self.chan.wake_senders();
+        }
     }
 }
 
