@@ -106,6 +106,10 @@ pub(crate) trait OpCode: UringOp + EpollOp + Sized + 'static {
     /// Turns the kernel's answer into the output.
     fn complete(self, res: io::Result<u32>) -> Self::Output;
 
+    /// The entry built by `uring_entry` could not be queued: take back whatever was handed
+    /// over to it (e.g. an fd to close).
+    fn submit_failed(&mut self) {}
+
     /// The future was dropped while the op is in the kernel; its resources are about to be
     /// parked until the completion arrives (which then calls
     /// [`finish_orphaned`](OpCode::finish_orphaned)).

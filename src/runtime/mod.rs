@@ -88,18 +88,6 @@ pub(crate) fn current_timers() -> Rc<RefCell<Timers>> {
     current().timers.clone()
 }
 
-/// Runs `f` on the current core's driver: `None` outside a runtime, `Some(false)` if the
-/// driver was busy (borrowed) and `f` did not run.
-pub(crate) fn with_current_driver(f: impl FnOnce(&mut Driver)) -> Option<bool> {
-    with_current(|core| match core.driver.try_borrow_mut() {
-        Ok(mut d) => {
-            f(&mut d);
-            true
-        }
-        Err(_) => false,
-    })
-}
-
 /// Makes `core` the thread's current core until dropped.
 pub(crate) struct Enter {
     prev: Option<Rc<Core>>,

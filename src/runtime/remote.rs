@@ -110,10 +110,12 @@ where
 async fn forward<T>(mut local: super::JoinHandle<T>, sender: Sender<T>) {
     let slot = sender.0.clone();
     let result = std::future::poll_fn(|cx| {
+        // Waker first, then the flag: an `abort` in between either sees the waker or its
+        // flag is seen here.
+        slot.lock().task_waker = Some(cx.waker().clone());
         if slot.abort.load(Ordering::Acquire) {
             local.abort();
         }
-        slot.lock().task_waker = Some(cx.waker().clone());
         Pin::new(&mut local).poll(cx)
     })
     .await;

@@ -8,6 +8,7 @@
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -128,7 +129,10 @@ impl std::error::Error for ShuttingDown {}
 ///
 /// When polled outside a runtime.
 pub fn shutdown_requested() -> ShutdownRequested {
-    ShutdownRequested { key: None }
+    ShutdownRequested {
+        key: None,
+        _not_send: PhantomData,
+    }
 }
 
 /// Whether this core has seen a shutdown request. `false` outside a runtime.
@@ -140,7 +144,9 @@ pub fn is_shutting_down() -> bool {
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct ShutdownRequested {
+    /// Its waiter's key in the current core's list (so it must stay on that core).
     key: Option<usize>,
+    _not_send: PhantomData<*const ()>,
 }
 
 impl Future for ShutdownRequested {

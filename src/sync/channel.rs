@@ -18,15 +18,60 @@ use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
+use slab::Slab;
+
 struct State<T> {
     queue: VecDeque<T>,
     /// `None` for an unbounded channel.
     capacity: Option<usize>,
     receiver: Option<Waker>,
     /// Senders waiting for room (bounded only).
-    senders_waiting: Vec<Waker>,
+    /// Senders waiting for room, one entry per waiting send (bounded only).
+    senders_waiting: Slab<Waker>,
+    /// Bumped each time `senders_waiting` is emptied, so a send can tell its key went stale.
+    waiting_gen: u64,
     senders: usize,
     receiver_alive: bool,
+}
+
+impl<T> State<T> {
+    /// Empties the senders' wait list (their keys become stale).
+    fn take_waiting(&mut self) -> Vec<Waker> {
+        self.waiting_gen += 1;
+        self.senders_waiting.drain().collect()
+    }
+}
+
+/// A waiting send's place in `senders_waiting`: its key and the list's generation.
+struct SendWait<'a, T> {
+    chan: &'a Chan<T>,
+    entry: Option<(usize, u64)>,
+}
+
+impl<T> SendWait<'_, T> {
+    /// Files or refreshes this send's waker (one entry per send, however often it is polled).
+    fn register(&mut self, state: &mut State<T>, waker: &Waker) {
+        match self.entry {
+            Some((key, gen)) if gen == state.waiting_gen => {
+                state.senders_waiting[key].clone_from(waker);
+            }
+            _ => {
+                let key = state.senders_waiting.insert(waker.clone());
+                self.entry = Some((key, state.waiting_gen));
+            }
+        }
+    }
+}
+
+impl<T> Drop for SendWait<'_, T> {
+    fn drop(&mut self) {
+        if let Some((key, gen)) = self.entry {
+            let mut state = self.chan.lock();
+            if gen == state.waiting_gen && state.senders_waiting.contains(key) {
+                state.senders_waiting.remove(key);
+            }
+        }
+    }
 }
 
 struct Chan<T> {
@@ -56,7 +101,7 @@ impl<T> Chan<T> {
         let waiting = {
             let mut state = self.lock();
             self.senders_parked.store(false, SeqCst);
-            std::mem::take(&mut state.senders_waiting)
+            state.take_waiting()
         };
         wake_all(waiting);
     }
@@ -71,7 +116,8 @@ fn make<T>(capacity: Option<usize>) -> (Sender<T>, Receiver<T>) {
             queue: VecDeque::new(),
             capacity,
             receiver: None,
-            senders_waiting: Vec::new(),
+            senders_waiting: Slab::new(),
+            waiting_gen: 0,
             senders: 1,
             receiver_alive: true,
         }),
@@ -135,6 +181,10 @@ impl<T> Sender<T> {
     /// The receiver is gone; the value comes back.
     pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
         let mut value = Some(value);
+        let mut wait = SendWait {
+            chan: &self.chan,
+            entry: None,
+        };
         poll_fn(|cx| {
             let mut state = self.chan.lock();
             if !state.receiver_alive {
@@ -142,7 +192,7 @@ impl<T> Sender<T> {
             }
             if let Some(cap) = state.capacity {
                 if self.chan.full(&state, cap) {
-                    state.senders_waiting.push(cx.waker().clone());
+                    wait.register(&mut state, cx.waker());
                     self.chan.senders_parked.store(true, SeqCst);
                     // Look again after announcing ourselves: the receiver may have handed a
                     // message out meanwhile without seeing the flag.
@@ -299,10 +349,7 @@ impl<T> Drop for Receiver<T> {
         let (waiting, queue) = {
             let mut state = self.chan.lock();
             state.receiver_alive = false;
-            (
-                std::mem::take(&mut state.senders_waiting),
-                std::mem::take(&mut state.queue),
-            )
+            (state.take_waiting(), std::mem::take(&mut state.queue))
         };
         // Messages are dropped outside the lock: their drop may do anything.
         drop(queue);
