@@ -29,11 +29,16 @@
 //! }
 //! ```
 //!
+//! **Thread-per-core**: [`Runtime::run`] starts one pinned thread per core, each with its own
+//! executor and its own ring (or epoll instance); tasks never move between cores, so they need
+//! not be `Send`. Listeners bound with SO_REUSEPORT on every core let the kernel spread
+//! connections; [`spawn_on`] and [`sync`] channels cross cores explicitly.
+//!
 //! Buffers are **owned**: an operation takes the buffer, and gives it back with the result
 //! ([`BufResult`]) on every path. A buffer handed to the kernel stays alive until the kernel
 //! reports the operation complete, even when the future was dropped.
 //!
-//! The layers, top to bottom: [`net`], [`time`] and [`op`] (public API) → `op::Op<T>` (one
+//! The layers, top to bottom: [`net`], [`time`], [`sync`] and [`op`] (public API) → `op::Op<T>` (one
 //! in-flight operation; one vocabulary for both backends) → `driver::Driver` (the one place that
 //! matches on the backend) → the per-core runtime (run queue, timers, park).
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -44,6 +49,7 @@ mod driver;
 pub mod net;
 pub mod op;
 mod runtime;
+pub mod sync;
 mod sys;
 pub mod time;
 
@@ -51,5 +57,7 @@ pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
 pub use driver::DriverStats;
 pub use driver::{BackendChoice, BackendInfo, BackendKind, UringInfo};
 pub use runtime::{
-    backend, spawn, yield_now, Builder, JoinError, JoinHandle, Runtime, RuntimeStats,
+    backend, core_id, cores, is_shutting_down, shutdown_requested, spawn, spawn_on, stats,
+    yield_now, Builder, CoreReport, JoinError, JoinHandle, RemoteJoinHandle, Runtime, RuntimeStats,
+    ShutdownHandle, ShutdownRequested, ShuttingDown,
 };

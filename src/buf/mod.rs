@@ -126,51 +126,38 @@ unsafe impl IoBufMut for Vec<u8> {
     }
 }
 
-// SAFETY: a boxed slice's bytes live on the heap and never move or resize.
-unsafe impl IoBuf for Box<[u8]> {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.len()
-    }
+/// `IoBuf` for fixed byte containers whose every byte is initialised: init == total == len.
+macro_rules! fixed_iobuf {
+    ($($ty:ty => $why:literal),* $(,)?) => {$(
+        // SAFETY: see the reason given with the type below; the bytes never move or resize
+        // while the value lives.
+        #[doc = $why]
+        unsafe impl IoBuf for $ty {
+            fn stable_ptr(&self) -> *const u8 {
+                self.as_ptr()
+            }
+            fn bytes_init(&self) -> usize {
+                self.len()
+            }
+            fn bytes_total(&self) -> usize {
+                self.len()
+            }
+        }
+    )*};
 }
 
-// SAFETY: as above; every byte of a boxed slice is initialised and writable.
+fixed_iobuf! {
+    Box<[u8]> => "A boxed slice's bytes live on the heap and never move or resize.",
+    &'static [u8] => "'static memory is valid for the life of the program and immutable here.",
+    &'static str => "'static memory is valid for the life of the program and immutable here.",
+}
+
+// SAFETY: every byte of a boxed slice is initialised and writable, at a stable heap address.
 unsafe impl IoBufMut for Box<[u8]> {
     fn stable_mut_ptr(&mut self) -> *mut u8 {
         self.as_mut_ptr()
     }
     unsafe fn set_init(&mut self, _pos: usize) {}
-}
-
-// SAFETY: 'static memory is valid for the life of the program and immutable here.
-unsafe impl IoBuf for &'static [u8] {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.len()
-    }
-}
-
-// SAFETY: as for &'static [u8].
-unsafe impl IoBuf for &'static str {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.len()
-    }
 }
 
 #[cfg(test)]

@@ -35,10 +35,8 @@ impl<T> Slice<T> {
     pub fn get_ref(&self) -> &T {
         &self.buf
     }
-    /// The underlying buffer, mutably.
-    pub fn get_mut(&mut self) -> &mut T {
-        &mut self.buf
-    }
+    // No `get_mut`: swapping or shrinking the buffer under a slice would leave the view's range
+    // pointing past it, and the kernel would write there.
     /// Gives the whole underlying buffer back.
     pub fn into_inner(self) -> T {
         self.buf

@@ -114,7 +114,8 @@ pub struct DriverStats {
     /// Operations handed to the kernel (io_uring entries, or epoll syscall attempts that
     /// finished or parked).
     pub ops_submitted: u64,
-    /// Operations whose completion was recorded.
+    /// Operations that finished: completed, failed, or cancelled (their future dropped) and
+    /// confirmed by the kernel. Equal to `ops_submitted` once nothing is in flight.
     pub ops_completed: u64,
     /// `io_uring_enter` or `epoll_wait` calls.
     pub waits: u64,
@@ -211,44 +212,54 @@ impl Driver {
     }
 }
 
-/// Tells the current core's driver that `fd` is about to be closed (epoll forgets its waiters
-/// and registration, so a reused fd number starts clean). A no-op outside a runtime.
-pub(crate) fn forget_fd(fd: RawFd) {
-    let done = crate::runtime::with_current_driver(|d| d.forget_fd(fd));
-    // Every path that drops an fd does so with the driver unborrowed; a busy driver here would
-    // leave a stale epoll registration behind.
-    debug_assert!(
-        done != Some(false),
-        "fd {fd} dropped while the driver was borrowed"
-    );
+/// An fd that a driver may have registered: dropping it unregisters it from *that* driver
+/// (wherever and whenever the drop happens), then closes it.
+#[derive(Debug)]
+pub(crate) struct DriverFd {
+    fd: OwnedFd,
+    driver: std::rc::Weak<std::cell::RefCell<Driver>>,
 }
 
-/// An fd that the driver may have registered: dropping it unregisters, then closes it.
-#[derive(Debug)]
-pub(crate) struct DriverFd(OwnedFd);
-
 impl DriverFd {
+    /// Wraps `fd`, made on the current core (whose driver may register it).
     pub fn new(fd: OwnedFd) -> DriverFd {
-        DriverFd(fd)
+        let driver =
+            crate::runtime::with_current(|c| std::rc::Rc::downgrade(&c.driver)).unwrap_or_default();
+        DriverFd { fd, driver }
+    }
+
+    fn forget(&self) {
+        if let Some(driver) = self.driver.upgrade() {
+            let fd = self.fd.as_raw_fd();
+            match driver.try_borrow_mut() {
+                Ok(mut d) => d.forget_fd(fd),
+                // Every path that drops an fd does so with the driver unborrowed; a busy
+                // driver here would leave a stale epoll registration behind.
+                Err(_) => debug_assert!(false, "fd {fd} dropped while its driver was borrowed"),
+            }
+        }
     }
 
     /// Takes the fd back, unregistered, without closing it.
     pub fn into_owned(self) -> OwnedFd {
-        forget_fd(self.0.as_raw_fd());
+        self.forget();
         let this = std::mem::ManuallyDrop::new(self);
-        // SAFETY: `this` is never dropped, so the OwnedFd is moved out exactly once.
-        unsafe { std::ptr::read(&this.0) }
+        // SAFETY: `this` is never dropped, so each field is moved out exactly once.
+        unsafe {
+            drop(std::ptr::read(&this.driver));
+            std::ptr::read(&this.fd)
+        }
     }
 }
 
 impl AsRawFd for DriverFd {
     fn as_raw_fd(&self) -> RawFd {
-        self.0.as_raw_fd()
+        self.fd.as_raw_fd()
     }
 }
 
 impl Drop for DriverFd {
     fn drop(&mut self) {
-        forget_fd(self.0.as_raw_fd());
+        self.forget();
     }
 }

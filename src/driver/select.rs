@@ -57,7 +57,7 @@ const REQUIRED_OPCODES: [(u8, &str); 9] = [
     (opcode::Close::CODE, "CLOSE"),
     (opcode::Timeout::CODE, "TIMEOUT"),
     (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
-    (opcode::Read::CODE, "READ"),
+    (opcode::PollAdd::CODE, "POLL_ADD"),
 ];
 
 /// A successful setup: the ring and what was learned making it.

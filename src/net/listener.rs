@@ -1,8 +1,11 @@
 //! A listening TCP socket.
+use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::pin::Pin;
+use std::task::Poll;
 
 use super::TcpStream;
 use crate::driver::DriverFd;
@@ -60,8 +63,20 @@ impl TcpListener {
     }
 
     /// Accepts a connection.
+    ///
+    /// Once the runtime is shutting down, a pending or new accept fails with
+    /// [`ShuttingDown`](crate::ShuttingDown) (test with `ShuttingDown::is(&err)`): accept loops
+    /// end there and the connections already accepted drain.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (fd, addr) = Op::new(Accept::new(self.fd.as_raw_fd())).await?;
+        let mut accept = Op::new(Accept::new(self.fd.as_raw_fd()));
+        let mut stop = crate::runtime::shutdown_requested();
+        let (fd, addr) = std::future::poll_fn(|cx| {
+            if Pin::new(&mut stop).poll(cx).is_ready() {
+                return Poll::Ready(Err(crate::ShuttingDown::error()));
+            }
+            Pin::new(&mut accept).poll(cx)
+        })
+        .await?;
         Ok((TcpStream::from_accepted(fd), addr))
     }
 

@@ -3,10 +3,13 @@
 //! Sockets belong to the core that made them (they are not `Send`): with epoll they are
 //! registered in that core's poller. Make them inside [`Runtime::block_on`](crate::Runtime).
 mod listener;
+mod rescue;
 mod stream;
 
 pub use listener::{ListenOptions, TcpListener};
 pub use stream::TcpStream;
+
+pub(crate) use rescue::ReadRescue;
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};

@@ -4,10 +4,12 @@ use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 
+use super::ReadRescue;
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::driver::DriverFd;
 use crate::op::{self, Op};
 use crate::sys;
+use std::rc::Rc;
 
 /// A TCP connection. Reads and writes take owned buffers and give them back.
 ///
@@ -27,13 +29,17 @@ use crate::sys;
 #[derive(Debug)]
 pub struct TcpStream {
     fd: DriverFd,
+    /// Bytes rescued from cancelled reads (io_uring only; `None` on epoll).
+    rescue: Option<Rc<ReadRescue>>,
     _not_send: PhantomData<*const ()>,
 }
 
 impl TcpStream {
     pub(crate) fn from_accepted(fd: OwnedFd) -> TcpStream {
+        let uring = crate::runtime::with_current(|c| c.info.kind() == crate::BackendKind::Uring);
         TcpStream {
             fd: DriverFd::new(fd),
+            rescue: uring.unwrap_or(false).then(Rc::default),
             _not_send: PhantomData,
         }
     }
@@ -64,8 +70,18 @@ impl TcpStream {
     }
 
     /// Reads into `buf` (at its start, up to its capacity); `Ok(0)` is end of stream.
-    pub async fn read<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        Op::new(op::Recv::new(self.as_raw_fd(), buf)).await
+    ///
+    /// Cancel-safe: if a read's future is dropped (say by a timeout) after the kernel had
+    /// already received bytes into its buffer, those bytes are returned by the next read, in
+    /// order; none are lost.
+    pub async fn read<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
+        if let Some(rescue) = self.rescue.as_ref().filter(|r| r.is_pending()) {
+            let n = rescue.take_into(&mut buf).await;
+            if n > 0 {
+                return (Ok(n), buf);
+            }
+        }
+        Op::new(op::Recv::new(self.as_raw_fd(), buf, self.rescue.clone())).await
     }
 
     /// Writes the initialised bytes of `buf`; may write fewer (the count is returned).

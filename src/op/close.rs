@@ -1,20 +1,27 @@
 //! Close a file descriptor.
 use std::io;
-use std::os::fd::{IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use io_uring::{opcode, types};
 
 use super::{EpollOp, EpollStep, OpCode, UringCaps, UringOp, UringStep};
 
-/// Closes an fd the op owns (already unregistered from epoll by its owner). Once submitted the kernel closes it even if the future is
-/// dropped; an op dropped before it was submitted closes the fd synchronously.
+/// Closes an fd the op owns (already unregistered from epoll by its owner). Once submitted the
+/// kernel closes it even if the future is dropped; an op dropped before it was submitted, or
+/// whose entry could not be queued, or whose close was cancelled before it ran, closes the fd
+/// synchronously: the fd is never leaked.
 pub(crate) struct Close {
     fd: Option<OwnedFd>,
+    /// The fd handed to a queued CLOSE entry.
+    handed: Option<RawFd>,
 }
 
 impl Close {
     pub fn new(fd: OwnedFd) -> Close {
-        Close { fd: Some(fd) }
+        Close {
+            fd: Some(fd),
+            handed: None,
+        }
     }
 
     fn take(&mut self) -> RawFd {
@@ -24,7 +31,9 @@ impl Close {
 
 impl UringOp for Close {
     fn uring_entry(&mut self, _: &UringCaps) -> UringStep {
-        UringStep::Submit(opcode::Close::new(types::Fd(self.take())).build())
+        let fd = self.take();
+        self.handed = Some(fd);
+        UringStep::Submit(opcode::Close::new(types::Fd(fd)).build())
     }
 }
 
@@ -39,7 +48,22 @@ impl EpollOp for Close {
 impl OpCode for Close {
     type Output = io::Result<()>;
 
+    fn submit_failed(&mut self) {
+        if let Some(fd) = self.handed.take() {
+            // SAFETY: the entry carrying `fd` never reached the queue, so we still own it; it
+            // is closed when `self.fd` drops.
+            self.fd = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+    }
+
     fn complete(self, res: io::Result<u32>) -> io::Result<()> {
+        if let (Err(e), Some(fd)) = (&res, self.handed) {
+            if e.raw_os_error() == Some(libc::ECANCELED) {
+                // The CLOSE was cancelled before it ran: the fd is still ours to close.
+                // SAFETY: the kernel did not close `fd`, and nothing else owns it.
+                drop(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
         res.map(drop)
     }
 }

@@ -2,14 +2,14 @@
 //!
 //! An operation (accept, connect, recv, send, shutdown, close, timeout, nop) is one plain struct
 //! that owns everything the kernel may touch while it runs: its buffer, its socket address, its
-//! timespec. It implements [`UringOp`] (the submission it becomes) and [`EpollOp`] (the
-//! non-blocking syscall to try, or the readiness to wait for), and [`OpCode::complete`] turns the
+//! timespec. It implements `UringOp` (the submission it becomes) and `EpollOp` (the
+//! non-blocking syscall to try, or the readiness to wait for), and `OpCode::complete` turns the
 //! kernel's answer into the op's output, handing owned resources back. `OpCode: UringOp +
 //! EpollOp` makes the compiler reject an op that lacks either backend.
 //!
-//! [`Op<T>`](Op) is the future over one in-flight operation. It submits on first poll, and on
+//! `Op<T>` is the future over one in-flight operation. It submits on first poll, and on
 //! drop gives the op's resources to the driver, which keeps them until the kernel is done (see
-//! [`slot`] for the lifecycle).
+//! `op::slot` for the lifecycle).
 //!
 //! The public functions here run single raw operations, for tests and benchmarks:
 //!
@@ -105,13 +105,27 @@ pub(crate) trait OpCode: UringOp + EpollOp + Sized + 'static {
     type Output;
     /// Turns the kernel's answer into the output.
     fn complete(self, res: io::Result<u32>) -> Self::Output;
+
+    /// The entry built by `uring_entry` could not be queued: take back whatever was handed
+    /// over to it (e.g. an fd to close).
+    fn submit_failed(&mut self) {}
+
+    /// The future was dropped while the op is in the kernel; its resources are about to be
+    /// parked until the completion arrives (which then calls
+    /// [`finish_orphaned`](OpCode::finish_orphaned)).
+    fn on_orphaned(&mut self) {}
+
+    /// The completion of an op whose future was dropped. By default the op is completed and
+    /// the output dropped, which releases what it produced (a cancelled accept's new
+    /// connection is closed here).
+    fn finish_orphaned(self, res: io::Result<u32>) {
+        drop(self.complete(res));
+    }
 }
 
 impl<T: OpCode> Orphan for T {
     fn finish(self: Box<Self>, res: i32) {
-        // The future is gone; completing and dropping the output releases what the op produced
-        // (a cancelled accept's new connection is closed here).
-        drop((*self).complete(cqe_result(res)));
+        (*self).finish_orphaned(cqe_result(res));
     }
 }
 

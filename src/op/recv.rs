@@ -1,21 +1,32 @@
 //! Receive from a socket into an owned buffer.
 use std::io;
 use std::os::fd::RawFd;
+use std::rc::Rc;
 
 use io_uring::{opcode, types};
 
 use super::{EpollOp, EpollStep, Interest, OpCode, UringCaps, UringOp, UringStep};
 use crate::buf::{BufResult, IoBufMut};
+use crate::net::ReadRescue;
 
-/// Receives up to `buf.bytes_total()` bytes at the start of `buf`.
+/// Receives up to `buf.bytes_total()` bytes at the start of `buf`. If its future is dropped
+/// while it is in the kernel and bytes arrive anyway, they go to `rescue` (the stream's next
+/// read returns them).
 pub(crate) struct Recv<B> {
     fd: RawFd,
     buf: B,
+    rescue: Option<Rc<ReadRescue>>,
+    orphaned: bool,
 }
 
 impl<B: IoBufMut> Recv<B> {
-    pub fn new(fd: RawFd, buf: B) -> Recv<B> {
-        Recv { fd, buf }
+    pub fn new(fd: RawFd, buf: B, rescue: Option<Rc<ReadRescue>>) -> Recv<B> {
+        Recv {
+            fd,
+            buf,
+            rescue,
+            orphaned: false,
+        }
     }
 
     fn len(&self) -> u32 {
@@ -53,5 +64,23 @@ impl<B: IoBufMut> OpCode for Recv<B> {
             n as usize
         });
         (res, self.buf)
+    }
+
+    fn on_orphaned(&mut self) {
+        if let Some(r) = &self.rescue {
+            self.orphaned = true;
+            r.orphaned();
+        }
+    }
+
+    fn finish_orphaned(self, res: io::Result<u32>) {
+        let (Some(rescue), true) = (self.rescue, self.orphaned) else {
+            return;
+        };
+        let n = res.map_or(0, |n| n as usize);
+        // SAFETY: the kernel wrote `n` bytes at the start of the buffer, which is
+        // writable for `bytes_total() >= n` bytes.
+        let bytes = unsafe { std::slice::from_raw_parts(self.buf.stable_ptr(), n) };
+        rescue.answered(bytes);
     }
 }

@@ -18,15 +18,62 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use super::Core;
 
+/// Work sent to a core from another thread; it runs on that core, inside its runtime.
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
+
 /// The part of a core that other threads may touch: its inbox and its wake-up eventfd.
 pub(crate) struct Shared {
-    /// Unique per runtime; compared with the thread's current core to route a wake.
+    /// Unique per core; compared with the thread's current core to route a wake.
     pub id: u64,
-    pub inbox: Mutex<Vec<Arc<TaskWaker>>>,
+    pub inbox: Mutex<Inbox>,
     pub wake_fd: std::os::fd::OwnedFd,
     /// Set when the eventfd was signalled and the core has not yet drained the inbox, so
     /// that a burst of remote wakes costs one write.
     pub notified: AtomicBool,
+}
+
+/// What other threads left for a core.
+#[derive(Default)]
+pub(crate) struct Inbox {
+    pub wakes: Vec<Arc<TaskWaker>>,
+    pub jobs: Vec<Job>,
+    /// The core has stopped: jobs sent now are dropped at once (their senders see that).
+    pub closed: bool,
+}
+
+impl Shared {
+    pub fn new(id: u64) -> std::io::Result<Shared> {
+        Ok(Shared {
+            id,
+            inbox: Mutex::new(Inbox::default()),
+            wake_fd: crate::sys::eventfd()?,
+            notified: AtomicBool::new(false),
+        })
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, Inbox> {
+        self.inbox.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes the core if it is parked (one eventfd write per burst).
+    pub fn notify(&self) {
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            crate::sys::eventfd_signal(std::os::fd::AsRawFd::as_raw_fd(&self.wake_fd));
+        }
+    }
+
+    /// Sends `job` to run on this core; gives it back if the core has stopped.
+    pub fn send_job(&self, job: Job) -> Result<(), Job> {
+        {
+            let mut inbox = self.lock();
+            if inbox.closed {
+                return Err(job);
+            }
+            inbox.jobs.push(job);
+        }
+        self.notify();
+        Ok(())
+    }
 }
 
 /// The key a block_on root future is scheduled under (never a slab key).
@@ -55,14 +102,14 @@ impl Wake for TaskWaker {
         if super::current_id() == Some(self.shared.id) {
             super::with_current(|core| core.run_queue.borrow_mut().push_back(self.clone()));
         } else {
-            self.shared
-                .inbox
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(self.clone());
-            if !self.shared.notified.swap(true, Ordering::AcqRel) {
-                crate::sys::eventfd_signal(std::os::fd::AsRawFd::as_raw_fd(&self.shared.wake_fd));
+            {
+                let mut inbox = self.shared.lock();
+                if inbox.closed {
+                    return;
+                }
+                inbox.wakes.push(self.clone());
             }
+            self.shared.notify();
         }
     }
 }
@@ -70,6 +117,19 @@ impl Wake for TaskWaker {
 /// How a task ended abnormally.
 pub struct JoinError {
     repr: Repr,
+}
+
+impl JoinError {
+    pub(crate) fn cancelled() -> JoinError {
+        JoinError {
+            repr: Repr::Cancelled,
+        }
+    }
+    pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> JoinError {
+        JoinError {
+            repr: Repr::Panic(payload),
+        }
+    }
 }
 
 enum Repr {

@@ -6,14 +6,15 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use corering::net::{TcpListener, TcpStream};
-use corering::{BackendChoice, BackendKind, Builder, IoBuf, IoBufMut, Runtime};
+use corering::net::{ListenOptions, TcpListener, TcpStream};
+use corering::{BackendChoice, BackendKind, Builder, IoBuf, IoBufMut, Runtime, ShutdownHandle};
 
 /// Both backends, io_uring first.
 pub const BACKENDS: [BackendKind; 2] = [BackendKind::Uring, BackendKind::Epoll];
@@ -46,32 +47,170 @@ pub fn choice(kind: BackendKind) -> BackendChoice {
 /// Builds a runtime forced onto `kind`. Returns `None` (after printing `SKIP`) only when
 /// `kind` is io_uring and the kernel lacks it; any other build failure panics.
 pub fn build_runtime(name: &str, kind: BackendKind) -> Option<Runtime> {
-    match Builder::new().backend(choice(kind)).build() {
+    build_variant(name, kind, false)
+}
+
+/// As [`build_runtime`]; with `baseline`, io_uring is restricted to the 5.10 feature set
+/// (`Builder::uring_baseline`), so the old-kernel paths run on this kernel too.
+pub fn build_variant(name: &str, kind: BackendKind, baseline: bool) -> Option<Runtime> {
+    let builder = Builder::new()
+        .backend(choice(kind))
+        .uring_baseline(baseline);
+    let label = if baseline {
+        format!("{kind} (5.10 baseline)")
+    } else {
+        kind.to_string()
+    };
+    match builder.build() {
         Ok(rt) => {
             assert_eq!(
                 rt.backend().kind(),
                 kind,
                 "{name}: forced backend not honoured"
             );
-            eprintln!("RUN {name} on {kind}");
+            eprintln!("RUN {name} on {label}");
             Some(rt)
         }
         Err(e) if kind == BackendKind::Uring && io_uring_missing(&e) && !uring_required() => {
-            eprintln!("SKIP {name} on io_uring: {e}");
+            eprintln!("SKIP {name} on {label}: {e}");
             None
         }
         Err(e) => panic!("{name}: building the {kind} runtime failed: {e} ({e:?})"),
     }
 }
 
-/// Hands a fresh runtime of every available backend to `f` (which owns and drops it).
+/// Every backend, and io_uring a second time restricted to the 5.10 baseline.
+pub const VARIANTS: [(BackendKind, bool); 3] = [
+    (BackendKind::Uring, false),
+    (BackendKind::Uring, true),
+    (BackendKind::Epoll, false),
+];
+
+/// Hands a fresh runtime of every available backend (io_uring also in its 5.10-baseline
+/// variant) to `f`, which owns and drops it.
 pub fn each_runtime(name: &str, mut f: impl FnMut(Runtime)) {
-    for kind in BACKENDS {
-        if let Some(rt) = build_runtime(name, kind) {
-            let _dog = Watchdog::start(format!("{name} on {kind}"), HANG_LIMIT);
+    for (kind, baseline) in VARIANTS {
+        if let Some(rt) = build_variant(name, kind, baseline) {
+            let _dog = Watchdog::start(format!("{name} on {kind} baseline={baseline}"), HANG_LIMIT);
             f(rt);
         }
     }
+}
+
+/// Hands `f` a `Builder` forced onto every available backend (io_uring also in its
+/// 5.10-baseline variant; same skip rule as `build_variant`, which probes it first), under the
+/// hang watchdog. `f` configures it (cores, pinning, signals), builds and runs it.
+pub fn each_builder(name: &str, mut f: impl FnMut(BackendKind, Builder)) {
+    for (kind, baseline) in VARIANTS {
+        if let Some(probe) = build_variant(name, kind, baseline) {
+            drop(probe);
+            let _dog = Watchdog::start(format!("{name} on {kind} baseline={baseline}"), HANG_LIMIT);
+            f(
+                kind,
+                Builder::new()
+                    .backend(choice(kind))
+                    .uring_baseline(baseline),
+            );
+        }
+    }
+}
+
+/// Requests shutdown when dropped (also while unwinding from a panic), so that one failing
+/// core or client thread does not leave the other cores of `Runtime::run` waiting forever.
+pub struct ShutdownOnDrop {
+    pub handle: ShutdownHandle,
+    pub grace: Duration,
+}
+
+impl Drop for ShutdownOnDrop {
+    fn drop(&mut self) {
+        self.handle.shutdown(self.grace);
+    }
+}
+
+/// One SO_REUSEPORT listener per core of `Runtime::run`, all on one 127.0.0.1 port: core 0
+/// picks the port, the other cores join it. `wait_bound` (a plain thread) waits until every
+/// core listens.
+#[derive(Default)]
+pub struct ReusePort {
+    port: AtomicU16,
+    bound: AtomicUsize,
+}
+
+impl ReusePort {
+    /// Inside core `core` of `Runtime::run`: this core's listener.
+    pub async fn bind(&self, core: usize) -> TcpListener {
+        let opts = ListenOptions {
+            reuse_port: true,
+            ..Default::default()
+        };
+        let listener = if core == 0 {
+            let l = TcpListener::bind_with("127.0.0.1:0", opts).expect("bind core 0");
+            let port = l.local_addr().expect("local_addr").port();
+            self.port.store(port, Ordering::Release);
+            l
+        } else {
+            let port = within("core 0 to pick the port", async {
+                loop {
+                    match self.port.load(Ordering::Acquire) {
+                        0 => corering::time::sleep(Duration::from_millis(1)).await,
+                        port => return port,
+                    }
+                }
+            })
+            .await;
+            TcpListener::bind_with(("127.0.0.1", port), opts)
+                .unwrap_or_else(|e| panic!("bind core {core} to port {port}: {e}"))
+        };
+        self.bound.fetch_add(1, Ordering::AcqRel);
+        listener
+    }
+
+    /// On a plain thread: waits (hang guard 60 s) until `cores` listeners are bound.
+    pub fn wait_bound(&self, cores: usize) -> SocketAddr {
+        let give_up = Instant::now() + Duration::from_secs(60);
+        while self.bound.load(Ordering::Acquire) < cores {
+            assert!(
+                Instant::now() < give_up,
+                "hang guard: listeners not bound in 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        SocketAddr::from(([127, 0, 0, 1], self.port.load(Ordering::Acquire)))
+    }
+}
+
+/// Echoes until EOF or an error; returns the number of bytes echoed.
+pub async fn echo_stream(stream: TcpStream) -> usize {
+    let mut buf = Vec::with_capacity(4096);
+    let mut total = 0;
+    loop {
+        buf.clear();
+        let (res, b) = stream.read(buf).await;
+        let n = match res {
+            Ok(0) | Err(_) => return total,
+            Ok(n) => n,
+        };
+        let (res, slice) = stream.write_all(b.slice(..n)).await;
+        if res.is_err() {
+            return total;
+        }
+        total += n;
+        buf = slice.into_inner();
+    }
+}
+
+/// A blocking std client round trip: writes `msg`, reads the same number of bytes back and
+/// checks they match (read timeout 60 s as a hang guard).
+pub fn std_echo_round(stream: &mut std::net::TcpStream, msg: &[u8]) {
+    use std::io::{Read, Write};
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("set_read_timeout");
+    stream.write_all(msg).expect("client write");
+    let mut back = vec![0; msg.len()];
+    stream.read_exact(&mut back).expect("client read echo");
+    assert_eq!(back, msg, "bad echo");
 }
 
 /// Runs `body()` to completion on a fresh runtime of every available backend.

@@ -117,6 +117,8 @@ impl EpollDriver {
                 list.retain(|&i| i != index);
             }
             self.ops.remove(index);
+            // Counted as completed (cancelled), so that submitted == completed once idle.
+            self.stats.ops_completed += 1;
         }
         Leftover::Data(data)
     }

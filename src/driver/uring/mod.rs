@@ -27,18 +27,19 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub(crate) struct UringDriver {
     /// Not dropped if shutdown had to abandon ops still in the kernel (see `leaked`).
     ring: ManuallyDrop<IoUring>,
-    pub(super) ops: OpTable,
+    /// Not dropped if the ring is leaked: orphaned buffers the kernel may still write to.
+    pub(super) ops: ManuallyDrop<OpTable>,
     pub(super) ready: Ready,
     pub(super) stats: DriverStats,
     caps: UringCaps,
     ext_arg: bool,
     /// DEFER_TASKRUN rings post completions only when we enter with GETEVENTS.
     defer_taskrun: bool,
-    /// The eventfd another thread writes to wake this core; a READ on it stays armed.
+    /// The eventfd another thread writes to wake this core; a POLL_ADD on it stays armed.
     wake_fd: RawFd,
-    /// Where that READ lands; boxed so its address is stable while the READ is in flight.
-    wake_buf: Box<u64>,
     wake_armed: bool,
+    /// Entries were pushed since the last `io_uring_enter` (they are not in the kernel yet).
+    queued: bool,
     /// The timespec of the park TIMEOUT entry (kernels without EXT_ARG). The kernel copies it
     /// when the entry is prepared, inside the enter that submits it.
     park_ts: Box<types::Timespec>,
@@ -62,15 +63,15 @@ impl UringDriver {
         let _ = ring.submitter().register_iowq_max_workers(&mut max_workers);
         Ok(UringDriver {
             ring: ManuallyDrop::new(ring),
-            ops: OpTable::default(),
+            ops: ManuallyDrop::new(OpTable::default()),
             ready: Ready::default(),
             stats: DriverStats::default(),
             caps,
             ext_arg,
             defer_taskrun,
             wake_fd,
-            wake_buf: Box::new(0),
             wake_armed: false,
+            queued: false,
             park_ts: Box::new(types::Timespec::new()),
             last_overflow: 0,
             leaked: false,
@@ -97,6 +98,7 @@ impl UringDriver {
         if let Err(e) = self.push(entry.user_data(index as u64)) {
             // The entry never reached the queue: nothing of the op is in the kernel.
             self.ops.remove(index);
+            op.submit_failed();
             return Poll::Ready(Err(e));
         }
         self.stats.ops_submitted += 1;
@@ -104,7 +106,7 @@ impl UringDriver {
         Poll::Pending
     }
 
-    pub fn drop_op<T: OpCode>(&mut self, slot: &mut OpSlot, data: T) -> Leftover<T> {
+    pub fn drop_op<T: OpCode>(&mut self, slot: &mut OpSlot, mut data: T) -> Leftover<T> {
         let Some(index) = slot.index.take() else {
             return Leftover::Data(data);
         };
@@ -113,10 +115,17 @@ impl UringDriver {
             std::mem::forget(data);
             return Leftover::None;
         }
+        data.on_orphaned();
         match self.ops.orphan(index, Box::new(data)) {
             OnDrop::AlreadyDone(resources, res) => Leftover::Finish(resources, res),
             OnDrop::Orphaned => {
                 self.cancel(index);
+                if self.queued {
+                    // The op's own entry may not have reached the kernel yet, and the kernel
+                    // looks its fd up only then: if the caller closes the fd next and the
+                    // number is reused, the op would act on another file. Submit now.
+                    let _ = self.enter(0, None);
+                }
                 Leftover::None
             }
         }
@@ -137,6 +146,7 @@ impl UringDriver {
             // SAFETY: every entry we build points only at memory owned by an op in the op table
             // (or by this driver), which stays alive until the entry's completion is reaped.
             if unsafe { self.ring.submission().push(&entry) }.is_ok() {
+                self.queued = true;
                 return Ok(());
             }
             self.enter(0, None)?;
@@ -146,6 +156,7 @@ impl UringDriver {
     /// One `io_uring_enter`: submits what is queued and waits for `want` completions (bounded
     /// by `timeout` when given with EXT_ARG). Transient errors are handled here.
     fn enter(&mut self, want: u32, timeout: Option<Duration>) -> io::Result<()> {
+        self.queued = false;
         loop {
             self.stats.waits += 1;
             let submitter = self.ring.submitter();
@@ -208,6 +219,7 @@ impl UringDriver {
                 &mut self.ready,
                 &mut self.stats,
                 &mut self.wake_armed,
+                self.wake_fd,
             );
         }
         if overflow != self.last_overflow {
@@ -217,27 +229,19 @@ impl UringDriver {
         n
     }
 
+    /// Arms a one-shot POLL_ADD on the wake eventfd. (A READ would complete at once with
+    /// -EAGAIN on a non-blocking eventfd on some 5.10-5.12 kernels, and spin.)
     fn arm_wake(&mut self) -> io::Result<()> {
-        let entry = opcode::Read::new(
-            types::Fd(self.wake_fd),
-            (&mut *self.wake_buf as *mut u64).cast(),
-            8,
-        )
-        .build()
-        .user_data(WAKE_TOKEN);
+        let entry = opcode::PollAdd::new(types::Fd(self.wake_fd), libc::POLLIN as u32)
+            .build()
+            .user_data(WAKE_TOKEN);
         self.push(entry)?;
         self.wake_armed = true;
         Ok(())
     }
 
-    /// One loop turn: submit, wait up to `timeout` (`None`: until something completes), reap.
-    pub fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        if self.leaked {
-            return Ok(());
-        }
-        if !self.wake_armed {
-            self.arm_wake()?;
-        }
+    /// Waits for one completion, or at most `timeout`; `None` waits with no bound.
+    fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         match timeout {
             Some(d) if d.is_zero() => {
                 let queued = !self.ring.submission().is_empty();
@@ -258,6 +262,18 @@ impl UringDriver {
             }
             timeout => self.enter(1, timeout)?,
         }
+        Ok(())
+    }
+
+    /// One loop turn: submit, wait up to `timeout` (`None`: until something completes), reap.
+    pub fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        if self.leaked {
+            return Ok(());
+        }
+        if !self.wake_armed {
+            self.arm_wake()?;
+        }
+        self.wait(timeout)?;
         self.reap();
         Ok(())
     }
@@ -290,7 +306,7 @@ impl UringDriver {
                 return;
             }
             if self
-                .enter(1, Some(left.min(Duration::from_millis(100))))
+                .wait(Some(left.min(Duration::from_millis(100))))
                 .is_err()
             {
                 self.leaked = true;
@@ -306,9 +322,13 @@ impl UringDriver {
 impl Drop for UringDriver {
     fn drop(&mut self) {
         if !self.leaked {
-            // SAFETY: dropped once, here; when `leaked` is set the ring stays mapped and open
-            // for good, because the kernel may still complete into op memory leaked with it.
-            unsafe { ManuallyDrop::drop(&mut self.ring) };
+            // SAFETY: dropped once, here; when `leaked` is set the ring stays mapped and open,
+            // and the op table (with the orphaned buffers, addresses and timespecs the kernel
+            // may still write to) stays allocated, for good.
+            unsafe {
+                ManuallyDrop::drop(&mut self.ops);
+                ManuallyDrop::drop(&mut self.ring);
+            }
         }
     }
 }
@@ -319,13 +339,24 @@ fn handle_cqe(
     ready: &mut Ready,
     stats: &mut DriverStats,
     wake_armed: &mut bool,
+    wake_fd: RawFd,
 ) {
     match cqe.user_data() {
-        WAKE_TOKEN => *wake_armed = false,
+        WAKE_TOKEN => {
+            *wake_armed = false;
+            drain_wake(wake_fd);
+        }
         CANCEL_TOKEN | TIMEOUT_TOKEN => {}
         index => {
             stats.ops_completed += 1;
             ready.push(ops.complete(index as usize, cqe.result(), cqe.flags()));
         }
     }
+}
+
+/// Empties the wake eventfd (non-blocking) so its next poll waits for a new write.
+fn drain_wake(fd: RawFd) {
+    let mut count: u64 = 0;
+    // SAFETY: reads 8 bytes into a live u64; the eventfd is non-blocking.
+    let _ = unsafe { libc::read(fd, (&mut count as *mut u64).cast(), 8) };
 }

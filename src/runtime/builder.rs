@@ -1,0 +1,198 @@
+//! [`Builder`] and [`Runtime`].
+use std::future::Future;
+use std::io;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::core::{Core, CoreSet, RootMode};
+use super::shutdown::{ShutdownHandle, ShutdownState};
+use super::task::Shared;
+use super::RuntimeStats;
+use crate::driver::{BackendChoice, BackendInfo, DriverConfig};
+
+/// Configures and builds a [`Runtime`].
+///
+/// ```
+/// use corering::{BackendChoice, Builder};
+/// let rt = Builder::new().backend(BackendChoice::Epoll).build().unwrap();
+/// assert_eq!(rt.backend().kind(), corering::BackendKind::Epoll);
+/// ```
+#[derive(Clone, Debug)]
+pub struct Builder {
+    config: DriverConfig,
+    cores: Option<usize>,
+    pin: bool,
+    signal_grace: Option<Duration>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            config: DriverConfig {
+                backend: BackendChoice::Auto,
+                entries: 256,
+                uring_baseline: false,
+            },
+            cores: None,
+            pin: true,
+            signal_grace: None,
+        }
+    }
+}
+
+impl Builder {
+    /// The defaults: `Auto` backend, 256 ring entries, one core per CPU the process may run
+    /// on, pinned; no signal handling.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Which backend to run. `Auto` (the default) is overridden by `CORERING_BACKEND`.
+    pub fn backend(mut self, backend: BackendChoice) -> Builder {
+        self.config.backend = backend;
+        self
+    }
+
+    /// Submission queue entries of each io_uring ring (rounded up to a power of two by the
+    /// kernel; the completion queue gets twice as many).
+    pub fn entries(mut self, entries: u32) -> Builder {
+        self.config.entries = entries.clamp(1, 32768);
+        self
+    }
+
+    /// Restricts io_uring to what a 5.10 kernel offers: no setup flags, no wait timeout on
+    /// `io_uring_enter` (a TIMEOUT entry bounds waits), no SHUTDOWN opcode (the syscall is
+    /// used). For testing, on a new kernel, the paths that old kernels take.
+    pub fn uring_baseline(mut self, on: bool) -> Builder {
+        self.config.uring_baseline = on;
+        self
+    }
+
+    /// How many cores [`Runtime::run`] runs (default: the CPUs this process may run on).
+    pub fn cores(mut self, n: usize) -> Builder {
+        self.cores = Some(n.max(1));
+        self
+    }
+
+    /// Whether each core's thread is pinned to one CPU (default: yes).
+    pub fn pin_cores(mut self, on: bool) -> Builder {
+        self.pin = on;
+        self
+    }
+
+    /// Opt in: during [`Runtime::run`], SIGINT or SIGTERM requests shutdown with `grace` to
+    /// drain (see [`ShutdownHandle::shutdown`]).
+    pub fn shutdown_on_signals(mut self, grace: Duration) -> Builder {
+        self.signal_grace = Some(grace);
+        self
+    }
+
+    /// Chooses the backend and builds the runtime; its first core lives on this thread (for
+    /// [`Runtime::block_on`]).
+    ///
+    /// # Errors
+    ///
+    /// A forced `Uring` where io_uring is unavailable (the error says why), an invalid
+    /// `CORERING_BACKEND`, or the epoll instance or eventfd could not be made (e.g. EMFILE).
+    pub fn build(self) -> io::Result<Runtime> {
+        let shared = Arc::new(Shared::new(super::next_core_id())?);
+        let set = Arc::new(CoreSet {
+            cores: vec![shared.clone()],
+        });
+        let shutdown = Arc::new(ShutdownState::default());
+        shutdown.register(&shared);
+        let core = match Core::new(&self.config, shared.clone(), 0, set, shutdown.clone()) {
+            Ok(core) => core,
+            Err(e) => {
+                shutdown.unregister(&shared);
+                return Err(e);
+            }
+        };
+        let cores = self
+            .cores
+            .unwrap_or_else(|| super::run::allowed_cpus().len().max(1));
+        Ok(Runtime {
+            core: Rc::new(core),
+            config: self.config,
+            cores,
+            pin: self.pin,
+            signal_grace: self.signal_grace,
+            shutdown,
+        })
+    }
+}
+
+/// A corering runtime. [`block_on`](Runtime::block_on) runs a future on the calling thread
+/// (one core); [`run`](Runtime::run) runs one executor per core.
+///
+/// ```
+/// let rt = corering::Runtime::new().unwrap();
+/// println!("{}", rt.backend());
+/// let n = rt.block_on(async { corering::spawn(async { 1 }).await.unwrap() + 1 });
+/// assert_eq!(n, 2);
+/// ```
+pub struct Runtime {
+    pub(super) core: Rc<super::core::Core>,
+    pub(super) config: DriverConfig,
+    pub(super) cores: usize,
+    pub(super) pin: bool,
+    pub(super) signal_grace: Option<Duration>,
+    pub(super) shutdown: Arc<ShutdownState>,
+}
+
+impl Runtime {
+    /// A runtime with the default [`Builder`] settings.
+    pub fn new() -> io::Result<Runtime> {
+        Builder::new().build()
+    }
+
+    /// The backend that runs and why it was chosen.
+    pub fn backend(&self) -> &BackendInfo {
+        &self.core.info
+    }
+
+    /// How many cores [`run`](Runtime::run) runs.
+    pub fn cores(&self) -> usize {
+        self.cores
+    }
+
+    /// Op slots of the `block_on` core still occupied: in flight, or orphaned and waiting for
+    /// their completion.
+    pub fn live_ops(&self) -> usize {
+        self.core.driver.borrow().live_ops()
+    }
+
+    /// A snapshot of the `block_on` core's counters.
+    pub fn stats(&self) -> RuntimeStats {
+        self.core.stats()
+    }
+
+    /// A handle that requests shutdown from any thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            state: self.shutdown.clone(),
+        }
+    }
+
+    /// Runs `future` to completion on this thread, running spawned tasks and I/O meanwhile.
+    /// A shutdown request makes accepts fail and resolves
+    /// [`shutdown_requested`](crate::shutdown_requested), but never cancels this future.
+    ///
+    /// # Panics
+    ///
+    /// If `future` panics (a spawned task's panic only ends that task), or if the kernel
+    /// interface fails in a way that is not an I/O error (a bug).
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        match self.core.run_root(future, RootMode::BlockOn) {
+            Ok(out) => out,
+            Err(_) => unreachable!("block_on's root future is never cancelled"),
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.core.close();
+    }
+}

@@ -1,0 +1,194 @@
+//! Thread-per-core: one pinned thread, executor and ring (or epoll instance) per core.
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+
+use super::core::{Core, CoreSet, RootMode};
+use super::signals::SignalWatch;
+use super::task::Shared;
+use super::{JoinError, Runtime, RuntimeStats};
+use crate::driver::{BackendChoice, BackendKind};
+
+/// How one core of [`Runtime::run`] ended.
+pub struct CoreReport<T> {
+    /// The core's index (`0..cores`).
+    pub core: usize,
+    /// The CPU its thread was pinned to, if pinning was on and succeeded.
+    pub cpu: Option<usize>,
+    /// The root future's output; an error if it panicked, or was cancelled at the shutdown
+    /// deadline.
+    pub output: Result<T, JoinError>,
+    /// The core's counters after it stopped.
+    pub stats: RuntimeStats,
+}
+
+impl<T: fmt::Debug> fmt::Debug for CoreReport<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CoreReport")
+            .field("core", &self.core)
+            .field("cpu", &self.cpu)
+            .field("output", &self.output)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+/// The CPUs this process may run on, in order.
+pub(crate) fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `set` is a live cpu_set_t of the size we pass.
+    let res =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if res != 0 {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        return (0..n).collect();
+    }
+    // SAFETY: CPU_ISSET reads the set we own, for indices below CPU_SETSIZE.
+    (0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect()
+}
+
+fn pin_to(cpu: usize) -> io::Result<()> {
+    // SAFETY: cpu_set_t is plain data; zeroed is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is below CPU_SETSIZE (it came from allowed_cpus).
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    crate::sys::syscall!(sched_setaffinity(
+        0,
+        std::mem::size_of::<libc::cpu_set_t>(),
+        &set
+    ))?;
+    Ok(())
+}
+
+/// Closes a core when dropped (its thread's end, normal or unwinding).
+struct CloseOnDrop(Rc<Core>);
+
+impl Drop for CloseOnDrop {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+impl Runtime {
+    /// Runs `f(core)` on every core, each on a thread of its own (pinned unless
+    /// [`Builder::pin_cores(false)`](crate::Builder::pin_cores)), with its own executor and its
+    /// own backend instance (the backend this runtime chose, on every core). Returns when every
+    /// core's root future has finished — or, after a shutdown request, when every core has
+    /// drained its tasks or reached the deadline — with one report per core, in core order.
+    ///
+    /// A core whose root future finishes without a shutdown request stops at once, dropping
+    /// its other tasks. A panicking root future ends only its core (its report says so).
+    ///
+    /// ```
+    /// use corering::Builder;
+    /// let rt = Builder::new().cores(2).pin_cores(false).build().unwrap();
+    /// let reports = rt.run(|core| async move { core * 10 }).unwrap();
+    /// let outputs: Vec<usize> = reports.into_iter().map(|r| r.output.unwrap()).collect();
+    /// assert_eq!(outputs, vec![0, 10]);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// A core's backend could not be built (e.g. EMFILE, ENOMEM); no core runs then.
+    pub fn run<F, Fut>(&self, f: F) -> io::Result<Vec<CoreReport<Fut::Output>>>
+    where
+        F: Fn(usize) -> Fut + Send + Sync,
+        Fut: Future + 'static,
+        Fut::Output: Send,
+    {
+        let n = self.cores;
+        let shared: Vec<Arc<Shared>> = (0..n)
+            .map(|_| Shared::new(super::next_core_id()).map(Arc::new))
+            .collect::<io::Result<_>>()?;
+        let set = Arc::new(CoreSet {
+            cores: shared.clone(),
+        });
+        let mut config = self.config.clone();
+        config.backend = match self.core.info.kind() {
+            BackendKind::Uring => BackendChoice::Uring,
+            BackendKind::Epoll => BackendChoice::Epoll,
+        };
+        let cpus = allowed_cpus();
+        let _signals = match self.signal_grace {
+            Some(grace) => Some(SignalWatch::start(self.shutdown_handle(), grace)?),
+            None => None,
+        };
+        // Every core builds its backend first; none runs unless all could.
+        let built = Barrier::new(n);
+        let failed = AtomicBool::new(false);
+        let f = &f;
+        std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..n)
+                .map(|index| {
+                    let (shared, set, config) =
+                        (shared[index].clone(), set.clone(), config.clone());
+                    let shutdown = self.shutdown.clone();
+                    let cpu = (self.pin && !cpus.is_empty()).then(|| cpus[index % cpus.len()]);
+                    let (built, failed) = (&built, &failed);
+                    std::thread::Builder::new()
+                        .name(format!("corering-core-{index}"))
+                        .spawn_scoped(
+                            scope,
+                            move || -> io::Result<Option<CoreReport<Fut::Output>>> {
+                                let cpu = cpu.filter(|&c| pin_to(c).is_ok());
+                                shutdown.register(&shared);
+                                let core = Core::new(
+                                    &config,
+                                    shared.clone(),
+                                    index,
+                                    set,
+                                    shutdown.clone(),
+                                );
+                                if core.is_err() {
+                                    failed.store(true, Ordering::Release);
+                                }
+                                built.wait();
+                                let core = match core {
+                                    Ok(core) => Rc::new(core),
+                                    Err(e) => {
+                                        shutdown.unregister(&shared);
+                                        return Err(e);
+                                    }
+                                };
+                                // Closes the core even if this thread unwinds, so that jobs
+                                // other cores send here are refused instead of hanging.
+                                let _close = CloseOnDrop(core.clone());
+                                if failed.load(Ordering::Acquire) {
+                                    return Ok(None);
+                                }
+                                let output = core.run_root(f(index), RootMode::Run);
+                                core.close();
+                                Ok(Some(CoreReport {
+                                    core: index,
+                                    cpu,
+                                    output,
+                                    stats: core.stats(),
+                                }))
+                            },
+                        )
+                        .expect("spawning a core thread")
+                })
+                .collect();
+            let mut reports = Vec::with_capacity(n);
+            let mut error = None;
+            for t in threads {
+                match t.join() {
+                    Ok(Ok(Some(r))) => reports.push(r),
+                    Ok(Ok(None)) => {}
+                    Ok(Err(e)) => error = Some(e),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            match error {
+                Some(e) => Err(e),
+                None => Ok(reports),
+            }
+        })
+    }
+}
