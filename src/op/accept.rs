@@ -38,7 +38,7 @@ impl UringOp for Accept {
 
 impl EpollOp for Accept {
     fn epoll_try(&mut self) -> EpollStep {
-        super::nonblocking(self.fd, Interest::Read, || {
+        super::nonblocking(self.fd, Interest::Read, 0, || {
             self.addr.len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             let addr = self.addr.as_mut_ptr();
             // SAFETY: `addr` and `len` point into our boxed RawAddr, sized by `len`.
@@ -51,6 +51,10 @@ impl EpollOp for Accept {
                 ) as isize
             }
         })
+    }
+
+    fn readiness(&self) -> Option<(RawFd, Interest)> {
+        Some((self.fd, Interest::Read))
     }
 }
 

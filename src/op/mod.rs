@@ -91,12 +91,21 @@ pub(crate) enum EpollStep {
     Done(io::Result<u32>),
     /// The syscall would block: park until `fd` has this readiness, then try again.
     Wait(RawFd, Interest),
+    /// The syscall moved fewer bytes than asked (a count above zero): that side of `fd` is
+    /// drained, so the next op on it can park without trying first.
+    Drained(u32, RawFd, Interest),
 }
 
 /// The epoll half of an op: the non-blocking syscall to try.
 pub(crate) trait EpollOp {
     /// Tries the syscall once, without blocking.
     fn epoll_try(&mut self) -> EpollStep;
+
+    /// The fd and side this op needs ready, if the driver may skip a doomed first attempt
+    /// when it knows that side is drained (the syscall would only say EAGAIN).
+    fn readiness(&self) -> Option<(RawFd, Interest)> {
+        None
+    }
 }
 
 /// An operation, for both backends.
@@ -196,15 +205,25 @@ pub async fn kernel_timeout(duration: Duration) -> io::Result<()> {
 }
 
 /// Runs a non-blocking syscall: its count, `Wait` on EAGAIN, retried on EINTR.
+///
+/// `want` is the byte count asked for, where a shorter (non-zero) count means the side is
+/// drained (stream sockets); 0 means no such inference.
 pub(crate) fn nonblocking(
     fd: RawFd,
     interest: Interest,
+    want: usize,
     mut call: impl FnMut() -> isize,
 ) -> EpollStep {
     loop {
         let res = call();
         if res >= 0 {
-            return EpollStep::Done(Ok(res.min(u32::MAX as isize) as u32));
+            let n = res.min(u32::MAX as isize) as u32;
+            // 0 is end of stream (or an empty buffer): never "drained", or a reader would park
+            // on an EOF that raises no new edge.
+            if n > 0 && (n as usize) < want {
+                return EpollStep::Drained(n, fd, interest);
+            }
+            return EpollStep::Done(Ok(n));
         }
         let err = io::Error::last_os_error();
         match err.raw_os_error() {

@@ -47,10 +47,14 @@ impl<B: IoBufMut> EpollOp for Recv<B> {
     fn epoll_try(&mut self) -> EpollStep {
         let len = self.len() as usize;
         let ptr = self.buf.stable_mut_ptr();
-        super::nonblocking(self.fd, Interest::Read, || {
+        super::nonblocking(self.fd, Interest::Read, len, || {
             // SAFETY: `ptr` is writable for `len` bytes by the IoBufMut contract.
             unsafe { libc::recv(self.fd, ptr.cast(), len, 0) }
         })
+    }
+
+    fn readiness(&self) -> Option<(RawFd, Interest)> {
+        Some((self.fd, Interest::Read))
     }
 }
 

@@ -38,10 +38,14 @@ impl<B: IoBuf> EpollOp for Send<B> {
     fn epoll_try(&mut self) -> EpollStep {
         let len = self.len() as usize;
         let ptr = self.buf.stable_ptr();
-        super::nonblocking(self.fd, Interest::Write, || {
+        super::nonblocking(self.fd, Interest::Write, len, || {
             // SAFETY: `ptr` points at `len` initialised bytes by the IoBuf contract.
             unsafe { libc::send(self.fd, ptr.cast(), len, libc::MSG_NOSIGNAL) }
         })
+    }
+
+    fn readiness(&self) -> Option<(RawFd, Interest)> {
+        Some((self.fd, Interest::Write))
     }
 }
 

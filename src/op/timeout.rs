@@ -74,7 +74,7 @@ impl EpollOp for Timeout {
         }
         let fd = self.timerfd.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
         let mut expirations: u64 = 0;
-        super::nonblocking(fd, Interest::Read, || {
+        super::nonblocking(fd, Interest::Read, 0, || {
             // SAFETY: reads 8 bytes into a live u64.
             unsafe { libc::read(fd, (&mut expirations as *mut u64).cast(), 8) }
         })

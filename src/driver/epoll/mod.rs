@@ -25,8 +25,24 @@ const EVENTS: usize = 1024;
 #[derive(Default)]
 struct FdState {
     registered: bool,
+    /// Whether a side may have something for us. Cleared when a syscall on that side says
+    /// EAGAIN or moves fewer bytes than asked (drained); set by an edge. While cleared, a new
+    /// op on that side parks without trying its syscall first, which would only say EAGAIN.
+    /// Sound for the same reason as the rest: edges after the clearing syscall stay queued in
+    /// the kernel until our next `epoll_wait`.
+    read_drained: bool,
+    write_drained: bool,
     readers: Vec<usize>,
     writers: Vec<usize>,
+}
+
+impl FdState {
+    fn drained(&mut self, interest: Interest) -> &mut bool {
+        match interest {
+            Interest::Read => &mut self.read_drained,
+            Interest::Write => &mut self.write_drained,
+        }
+    }
 }
 
 pub(crate) struct EpollDriver {
@@ -79,11 +95,31 @@ impl EpollDriver {
             },
             None => self.stats.ops_submitted += 1,
         }
-        self.stats.io_syscalls += 1;
-        match op.epoll_try() {
+        // A fresh op on a side known to be drained parks straight away.
+        let skip = slot.index.is_none()
+            && op.readiness().is_some_and(|(fd, interest)| {
+                self.fds
+                    .get_mut(fd as usize)
+                    .is_some_and(|st| st.registered && *st.drained(interest))
+            });
+        let step = if skip {
+            let (fd, interest) = op.readiness().expect("checked above");
+            EpollStep::Wait(fd, interest)
+        } else {
+            self.stats.io_syscalls += 1;
+            op.epoll_try()
+        };
+        match step {
             EpollStep::Done(res) => {
                 self.stats.ops_completed += 1;
                 Poll::Ready(res)
+            }
+            EpollStep::Drained(n, fd, interest) => {
+                if let Some(st) = self.fds.get_mut(fd as usize) {
+                    *st.drained(interest) = true;
+                }
+                self.stats.ops_completed += 1;
+                Poll::Ready(Ok(n))
             }
             EpollStep::Wait(fd, interest) => {
                 if let Err(e) = self.register(fd) {
@@ -92,6 +128,7 @@ impl EpollDriver {
                 }
                 let index = self.ops.insert(cx.waker());
                 let state = &mut self.fds[fd as usize];
+                *state.drained(interest) = true;
                 match interest {
                     Interest::Read => state.readers.push(index),
                     Interest::Write => state.writers.push(index),
@@ -209,11 +246,13 @@ impl EpollDriver {
             };
             let broken = flags & (libc::EPOLLERR | libc::EPOLLHUP) != 0;
             if broken || flags & (libc::EPOLLIN | libc::EPOLLRDHUP) != 0 {
+                state.read_drained = false;
                 for index in state.readers.drain(..) {
                     self.ready.push(self.ops.complete(index, 0, 0));
                 }
             }
             if broken || flags & libc::EPOLLOUT != 0 {
+                state.write_drained = false;
                 for index in state.writers.drain(..) {
                     self.ready.push(self.ops.complete(index, 0, 0));
                 }
