@@ -43,7 +43,7 @@ impl Case {
 }
 
 fn size_label(size: usize) -> String {
-    if size >= 1024 && size % 1024 == 0 {
+    if size >= 1024 && size.is_multiple_of(1024) {
         format!("{} KiB", size / 1024)
     } else {
         format!("{size} B")
@@ -778,7 +778,7 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     }
     let mut steps = Vec::new();
     let mut p = 10f64.powf(lo.log10().floor() - 1.0);
-    while steps.last().map_or(true, |&x| x < hi) {
+    while steps.last().is_none_or(|&x| x < hi) {
         for m in [1.0, 2.0, 5.0] {
             steps.push(m * p);
         }
