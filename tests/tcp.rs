@@ -298,3 +298,28 @@ fn stream_addresses_and_nodelay() {
         assert!(!client.nodelay().unwrap());
     });
 }
+
+/// End of stream already pending behind the last short read raises no new edge: the next
+/// read must still see it (on epoll, a side that went quiet after a short read is parked on
+/// without a syscall, unless the peer has hung up).
+#[test]
+fn eof_behind_a_short_read_is_seen() {
+    on_every_backend("eof_behind_a_short_read_is_seen", || async {
+        let (client, server) = tcp_pair().await;
+        // A read that parks and is cancelled: the socket is registered and known quiet.
+        let parked = corering::time::timeout(
+            std::time::Duration::from_millis(5),
+            server.read(Vec::with_capacity(64)),
+        )
+        .await;
+        assert!(parked.is_err(), "nothing was sent yet");
+        let (res, _) = client.write_all(b"abc".to_vec()).await;
+        res.expect("write");
+        client.shutdown(Shutdown::Write).await.expect("shutdown");
+        let (res, buf) = within("the data", server.read(Vec::with_capacity(64))).await;
+        assert_eq!(res.expect("read"), 3);
+        assert_eq!(&buf[..], b"abc");
+        let (res, _) = within("the end of stream", server.read(Vec::with_capacity(64))).await;
+        assert_eq!(res.expect("read at EOF"), 0);
+    });
+}

@@ -121,18 +121,8 @@ fn accept_all(ep: RawFd, listener: &TcpListener, conns: &mut Slab<Conn>) {
         }
         // SAFETY: accept4 returned a new fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let one: libc::c_int = 1;
         IO_SYSCALLS.add(1);
-        // SAFETY: a live c_int of the size given.
-        unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_NODELAY,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
+        crate::sys::set_nodelay(fd.as_raw_fd());
         let entry = conns.vacant_entry();
         let key = entry.key();
         if ctl(

@@ -133,17 +133,7 @@ pub fn serve(addr: &str) -> io::Result<()> {
                 if res >= 0 {
                     // SAFETY: the kernel made this fd for us; nothing else owns it.
                     let fd = unsafe { OwnedFd::from_raw_fd(res) };
-                    let one: libc::c_int = 1;
-                    // SAFETY: a live c_int of the size given.
-                    unsafe {
-                        libc::setsockopt(
-                            fd.as_raw_fd(),
-                            libc::IPPROTO_TCP,
-                            libc::TCP_NODELAY,
-                            (&one as *const libc::c_int).cast(),
-                            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                        );
-                    }
+                    crate::sys::set_nodelay(fd.as_raw_fd());
                     let entry = conns.vacant_entry();
                     let key = entry.key();
                     let conn = entry.insert(Conn {

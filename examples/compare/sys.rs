@@ -236,3 +236,18 @@ pub fn own_ticks() -> u64 {
     // utime, stime, cutime, cstime are fields 14..=17; `rest` starts at field 3.
     (14..=17).map(|i| f.get(i - 3).copied().unwrap_or(0)).sum()
 }
+
+/// Sets TCP_NODELAY on `fd` (the floors' accepted sockets; errors are ignored as in a server).
+pub fn set_nodelay(fd: std::os::fd::RawFd) {
+    let one: libc::c_int = 1;
+    // SAFETY: a live c_int of the size given.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&one as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}

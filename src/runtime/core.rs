@@ -236,20 +236,22 @@ impl Core {
             control.cancelled();
             return;
         }
-        let task_waker = Waker::from(waker.clone());
+        let key = waker.key;
+        // The queue's reference becomes the poll's waker: no clone per poll.
+        let task_waker = Waker::from(waker);
         let mut cx = Context::from_waker(&task_waker);
         match panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(&mut cx))) {
             Ok(Poll::Pending) => {
-                if let Some(t) = self.tasks.borrow_mut().get_mut(waker.key) {
+                if let Some(t) = self.tasks.borrow_mut().get_mut(key) {
                     t.future = Some(future);
                 }
             }
             Ok(Poll::Ready(())) => {
-                self.tasks.borrow_mut().remove(waker.key);
+                self.tasks.borrow_mut().remove(key);
                 drop(future);
             }
             Err(payload) => {
-                self.tasks.borrow_mut().remove(waker.key);
+                self.tasks.borrow_mut().remove(key);
                 // Dropping a future that panicked can panic again; that must not take the
                 // core down either.
                 let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(future)));

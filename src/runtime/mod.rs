@@ -66,26 +66,27 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Core) -> R) -> Option<R> {
     CURRENT.with(|c| c.borrow().as_ref().map(|core| f(core)))
 }
 
+const OUTSIDE: &str =
+    "this must be called from inside a corering runtime (Runtime::block_on or run)";
+
 fn current() -> Rc<Core> {
-    CURRENT
-        .with(|c| c.borrow().clone())
-        .expect("this must be called from inside a corering runtime (Runtime::block_on or run)")
+    CURRENT.with(|c| c.borrow().clone()).expect(OUTSIDE)
 }
 
 /// The current core's driver. Panics outside a runtime.
 pub(crate) fn current_driver() -> Rc<RefCell<Driver>> {
-    current().driver.clone()
+    with_current(|c| c.driver.clone()).expect(OUTSIDE)
 }
 
 /// Whether sockets made now must be non-blocking (the current backend is epoll). Panics
 /// outside a runtime.
 pub(crate) fn current_wants_nonblocking() -> bool {
-    current().driver.borrow().nonblocking_sockets()
+    with_current(|c| c.driver.borrow().nonblocking_sockets()).expect(OUTSIDE)
 }
 
 /// The current core's timers. Panics outside a runtime.
 pub(crate) fn current_timers() -> Rc<RefCell<Timers>> {
-    current().timers.clone()
+    with_current(|c| c.timers.clone()).expect(OUTSIDE)
 }
 
 /// Makes `core` the thread's current core until dropped.

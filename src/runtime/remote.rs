@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
+use super::task::JoinSlot;
 use super::JoinError;
 
 /// The state a remote task and its handle share across threads.
@@ -17,12 +18,10 @@ struct Slot<T> {
 }
 
 struct SlotInner<T> {
-    result: Option<Result<T, JoinError>>,
-    /// The handle's waker (any thread).
-    handle_waker: Option<Waker>,
+    /// The outcome, and the handle's waker (any thread).
+    join: JoinSlot<T>,
     /// The forwarding task's waker (the target core), woken by `abort`.
     task_waker: Option<Waker>,
-    taken: bool,
 }
 
 impl<T> Slot<T> {
@@ -31,14 +30,7 @@ impl<T> Slot<T> {
     }
 
     fn finish(&self, result: Result<T, JoinError>) {
-        let waker = {
-            let mut inner = self.lock();
-            if inner.result.is_some() || inner.taken {
-                return;
-            }
-            inner.result = Some(result);
-            inner.handle_waker.take()
-        };
+        let waker = self.lock().join.finish(result);
         if let Some(w) = waker {
             w.wake();
         }
@@ -84,10 +76,8 @@ where
     .expect("spawn_on must be called from inside a corering runtime");
     let slot = Arc::new(Slot {
         inner: Mutex::new(SlotInner {
-            result: None,
-            handle_waker: None,
+            join: JoinSlot::new(),
             task_waker: None,
-            taken: false,
         }),
         abort: AtomicBool::new(false),
     });
@@ -141,8 +131,7 @@ impl<T> RemoteJoinHandle<T> {
 
     /// Whether the task has finished.
     pub fn is_finished(&self) -> bool {
-        let inner = self.slot.lock();
-        inner.result.is_some() || inner.taken
+        self.slot.lock().join.is_finished()
     }
 }
 
@@ -150,20 +139,7 @@ impl<T> Future for RemoteJoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut inner = self.slot.lock();
-        if let Some(result) = inner.result.take() {
-            inner.taken = true;
-            return Poll::Ready(result);
-        }
-        assert!(
-            !inner.taken,
-            "RemoteJoinHandle polled after it returned its result"
-        );
-        match &mut inner.handle_waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
-        Poll::Pending
+        self.slot.lock().join.poll(cx)
     }
 }
 

@@ -190,12 +190,63 @@ pub(crate) trait TaskControl {
     fn panicked(&self, payload: Box<dyn Any + Send>);
 }
 
-struct JoinInner<T> {
+/// A task's outcome as its join handle sees it (shared by [`JoinHandle`] and
+/// [`RemoteJoinHandle`](super::RemoteJoinHandle)).
+///
+/// State: `result` holds the outcome from when the task ends until the handle takes it;
+/// `taken` then records that it was taken. The task has finished when either holds.
+pub(crate) struct JoinSlot<T> {
     result: Option<Result<T, JoinError>>,
-    waker: Option<Waker>,
-    finished: bool,
-    aborted: bool,
     taken: bool,
+    /// The handle's waker.
+    waker: Option<Waker>,
+}
+
+impl<T> JoinSlot<T> {
+    pub const fn new() -> Self {
+        JoinSlot {
+            result: None,
+            taken: false,
+            waker: None,
+        }
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.result.is_some() || self.taken
+    }
+
+    /// Records the outcome (the first one wins). Returns the handle's waker, to be woken
+    /// after the caller releases its lock or borrow.
+    #[must_use]
+    pub fn finish(&mut self, result: Result<T, JoinError>) -> Option<Waker> {
+        if self.is_finished() {
+            return None;
+        }
+        self.result = Some(result);
+        self.waker.take()
+    }
+
+    /// The handle's poll: the outcome once, else records the waker.
+    pub fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>> {
+        if let Some(result) = self.result.take() {
+            self.taken = true;
+            return Poll::Ready(result);
+        }
+        assert!(
+            !self.taken,
+            "join handle polled after it returned its result"
+        );
+        match &mut self.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+}
+
+struct JoinInner<T> {
+    join: JoinSlot<T>,
+    aborted: bool,
 }
 
 pub(crate) struct JoinState<T> {
@@ -207,26 +258,15 @@ impl<T> JoinState<T> {
     pub fn new(task: Arc<TaskWaker>) -> Self {
         JoinState {
             inner: RefCell::new(JoinInner {
-                result: None,
-                waker: None,
-                finished: false,
+                join: JoinSlot::new(),
                 aborted: false,
-                taken: false,
             }),
             task,
         }
     }
 
     pub fn finish(&self, result: Result<T, JoinError>) {
-        let waker = {
-            let mut inner = self.inner.borrow_mut();
-            if inner.finished {
-                return;
-            }
-            inner.finished = true;
-            inner.result = Some(result);
-            inner.waker.take()
-        };
+        let waker = self.inner.borrow_mut().join.finish(result);
         if let Some(w) = waker {
             w.wake();
         }
@@ -238,14 +278,10 @@ impl<T> TaskControl for JoinState<T> {
         self.inner.borrow().aborted
     }
     fn cancelled(&self) {
-        self.finish(Err(JoinError {
-            repr: Repr::Cancelled,
-        }));
+        self.finish(Err(JoinError::cancelled()));
     }
     fn panicked(&self, payload: Box<dyn Any + Send>) {
-        self.finish(Err(JoinError {
-            repr: Repr::Panic(payload),
-        }));
+        self.finish(Err(JoinError::panic(payload)));
     }
 }
 
@@ -276,7 +312,7 @@ impl<T> JoinHandle<T> {
     pub fn abort(&self) {
         {
             let mut inner = self.state.inner.borrow_mut();
-            if inner.finished {
+            if inner.join.is_finished() {
                 return;
             }
             inner.aborted = true;
@@ -286,7 +322,7 @@ impl<T> JoinHandle<T> {
 
     /// Whether the task has finished (completed, panicked or been cancelled).
     pub fn is_finished(&self) -> bool {
-        self.state.inner.borrow().finished
+        self.state.inner.borrow().join.is_finished()
     }
 }
 
@@ -294,20 +330,7 @@ impl<T> Future for JoinHandle<T> {
     type Output = Result<T, JoinError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut inner = self.state.inner.borrow_mut();
-        if let Some(result) = inner.result.take() {
-            inner.taken = true;
-            return Poll::Ready(result);
-        }
-        assert!(
-            !inner.taken,
-            "JoinHandle polled after it returned its result"
-        );
-        match &mut inner.waker {
-            Some(w) if w.will_wake(cx.waker()) => {}
-            slot => *slot = Some(cx.waker().clone()),
-        }
-        Poll::Pending
+        self.state.inner.borrow_mut().join.poll(cx)
     }
 }
 

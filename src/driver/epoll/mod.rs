@@ -32,6 +32,10 @@ struct FdState {
     /// the kernel until our next `epoll_wait`.
     read_drained: bool,
     write_drained: bool,
+    /// An edge reported a hang-up or error (RDHUP, HUP, ERR). That state persists without
+    /// new edges (an EOF behind the last short read raises none), so from then on every op
+    /// tries its syscall.
+    hung_up: bool,
     readers: Vec<usize>,
     writers: Vec<usize>,
 }
@@ -100,7 +104,7 @@ impl EpollDriver {
             && op.readiness().is_some_and(|(fd, interest)| {
                 self.fds
                     .get_mut(fd as usize)
-                    .is_some_and(|st| st.registered && *st.drained(interest))
+                    .is_some_and(|st| st.registered && !st.hung_up && *st.drained(interest))
             });
         let step = if skip {
             let (fd, interest) = op.readiness().expect("checked above");
@@ -245,6 +249,9 @@ impl EpollDriver {
                 continue;
             };
             let broken = flags & (libc::EPOLLERR | libc::EPOLLHUP) != 0;
+            if broken || flags & libc::EPOLLRDHUP != 0 {
+                state.hung_up = true;
+            }
             if broken || flags & (libc::EPOLLIN | libc::EPOLLRDHUP) != 0 {
                 state.read_drained = false;
                 for index in state.readers.drain(..) {

@@ -38,8 +38,6 @@ pub(crate) struct UringDriver {
     /// The eventfd another thread writes to wake this core; a POLL_ADD on it stays armed.
     wake_fd: RawFd,
     wake_armed: bool,
-    /// Entries were pushed since the last `io_uring_enter` (they are not in the kernel yet).
-    queued: bool,
     /// The timespec of the park TIMEOUT entry (kernels without EXT_ARG). The kernel copies it
     /// when the entry is prepared, inside the enter that submits it.
     park_ts: Box<types::Timespec>,
@@ -71,7 +69,6 @@ impl UringDriver {
             defer_taskrun,
             wake_fd,
             wake_armed: false,
-            queued: false,
             park_ts: Box::new(types::Timespec::new()),
             last_overflow: 0,
             leaked: false,
@@ -119,11 +116,14 @@ impl UringDriver {
         match self.ops.orphan(index, Box::new(data)) {
             OnDrop::AlreadyDone(resources, res) => Leftover::Finish(resources, res),
             OnDrop::Orphaned => {
+                // Entries still in the submission queue (the op's own among them, perhaps)
+                // have not reached the kernel, which looks their fd up only then: if the
+                // caller closes the fd next and the number is reused, the op would act on
+                // another file. Submit them, with the cancel, now; otherwise the cancel can
+                // wait for the next turn.
+                let unsubmitted = !self.ring.submission().is_empty();
                 self.cancel(index);
-                if self.queued {
-                    // The op's own entry may not have reached the kernel yet, and the kernel
-                    // looks its fd up only then: if the caller closes the fd next and the
-                    // number is reused, the op would act on another file. Submit now.
+                if unsubmitted {
                     let _ = self.enter(0, None);
                 }
                 Leftover::None
@@ -146,7 +146,6 @@ impl UringDriver {
             // SAFETY: every entry we build points only at memory owned by an op in the op table
             // (or by this driver), which stays alive until the entry's completion is reaped.
             if unsafe { self.ring.submission().push(&entry) }.is_ok() {
-                self.queued = true;
                 return Ok(());
             }
             self.enter(0, None)?;
@@ -156,7 +155,6 @@ impl UringDriver {
     /// One `io_uring_enter`: submits what is queued and waits for `want` completions (bounded
     /// by `timeout` when given with EXT_ARG). Transient errors are handled here.
     fn enter(&mut self, want: u32, timeout: Option<Duration>) -> io::Result<()> {
-        self.queued = false;
         loop {
             self.stats.waits += 1;
             let submitter = self.ring.submitter();
