@@ -134,11 +134,11 @@ fn tcp_rtt(c: &mut Criterion) {
     for (name, rt) in runtimes() {
         for size in [64usize, 4096] {
             // An echo task and a connected client, kept across the runtime's block_on calls.
-            let (client, server) = rt.block_on(async {
+            let (mut client, server) = rt.block_on(async {
                 let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
                 let addr = listener.local_addr().expect("addr");
                 let server = corering::spawn(async move {
-                    let (s, _) = listener.accept().await.expect("accept");
+                    let (mut s, _) = listener.accept().await.expect("accept");
                     s.set_nodelay(true).expect("nodelay");
                     let mut buf = Vec::with_capacity(size);
                     loop {

@@ -184,7 +184,7 @@ async fn bind(shared: &Shared, core: usize) -> io::Result<TcpListener> {
     TcpListener::bind_with(addr, opts)
 }
 
-async fn echo(stream: TcpStream) -> io::Result<()> {
+async fn echo(mut stream: TcpStream) -> io::Result<()> {
     let mut buf = Vec::with_capacity(4096);
     loop {
         let (res, b) = stream.read(buf).await;

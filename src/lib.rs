@@ -14,6 +14,7 @@
 //!         loop {
 //!             let (stream, _) = listener.accept().await?;
 //!             corering::spawn(async move {
+//!                 let mut stream = stream;
 //!                 let mut buf = Vec::with_capacity(4096);
 //!                 loop {
 //!                     let (res, b) = stream.read(buf).await;
@@ -45,6 +46,8 @@
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 pub mod buf;
+pub mod cancel;
+mod context;
 mod driver;
 pub mod net;
 pub mod op;
@@ -54,6 +57,7 @@ mod sys;
 pub mod time;
 
 pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
+pub use cancel::{CancelExt, CancelToken, Cancelled};
 pub use driver::DriverStats;
 pub use driver::{BackendChoice, BackendInfo, BackendKind, UringInfo};
 pub use runtime::{

@@ -181,7 +181,7 @@ fn check_forbidden_io_uring(test: &str, errno: i32) {
             info.reason()
         );
         rt.block_on(async {
-            let (client, server) = tcp_pair().await;
+            let (mut client, mut server) = tcp_pair().await;
             let (res, _) = client.write_all("echo me").await;
             res.expect("write");
             let (res, buf) = server.read_exact(vec![0u8; 7].into_boxed_slice()).await;

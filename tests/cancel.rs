@@ -20,7 +20,7 @@ async fn poll_once_then_drop<F: Future>(fut: F) -> bool {
 }
 
 /// Reads until `want` bytes arrived (bounded), returning them.
-async fn read_n(stream: &TcpStream, want: usize) -> Vec<u8> {
+async fn read_n(stream: &mut TcpStream, want: usize) -> Vec<u8> {
     let mut got = Vec::new();
     for _ in 0..1000 {
         if got.len() >= want {
@@ -38,8 +38,8 @@ async fn read_n(stream: &TcpStream, want: usize) -> Vec<u8> {
 fn timed_out_read_frees_buffer_after_cancel() {
     each_runtime("timed_out_read_frees_buffer_after_cancel", |rt| {
         let drops = DropCounter::new();
-        let (client, server) = rt.block_on(async {
-            let (client, server) = tcp_pair().await;
+        let (mut client, mut server) = rt.block_on(async {
+            let (mut client, server) = tcp_pair().await;
             let buf = TrackedBuf::with_capacity(4096, &drops);
             match timeout(Duration::from_millis(20), client.read(buf)).await {
                 Err(elapsed) => assert!(!elapsed.to_string().is_empty()),
@@ -58,7 +58,7 @@ fn timed_out_read_frees_buffer_after_cancel() {
         rt.block_on(async {
             let (res, _) = server.write_all("after-cancel").await;
             res.expect("write");
-            assert_eq!(read_n(&client, 12).await, b"after-cancel");
+            assert_eq!(read_n(&mut client, 12).await, b"after-cancel");
         });
         assert_eq!(drops.live(), 0);
         assert_eq!(rt.live_ops(), 0);
@@ -69,8 +69,8 @@ fn timed_out_read_frees_buffer_after_cancel() {
 fn dropped_read_future_frees_buffer() {
     each_runtime("dropped_read_future_frees_buffer", |rt| {
         let drops = DropCounter::new();
-        let (client, server) = rt.block_on(async {
-            let (client, server) = tcp_pair().await;
+        let (mut client, mut server) = rt.block_on(async {
+            let (mut client, server) = tcp_pair().await;
             for _ in 0..100 {
                 let buf = TrackedBuf::with_capacity(1024, &drops);
                 assert!(
@@ -90,7 +90,7 @@ fn dropped_read_future_frees_buffer() {
         rt.block_on(async {
             let (res, _) = server.write_all("still works").await;
             res.expect("write");
-            assert_eq!(read_n(&client, 11).await, b"still works");
+            assert_eq!(read_n(&mut client, 11).await, b"still works");
         });
     });
 }
@@ -110,14 +110,14 @@ fn timed_out_accept_leaves_listener_usable() {
             "cancelled accept kept its slot"
         );
         rt.block_on(async {
-            let client = within("connect", TcpStream::connect(addr))
+            let mut client = within("connect", TcpStream::connect(addr))
                 .await
                 .expect("connect");
-            let (server, peer) = within("accept", listener.accept()).await.expect("accept");
+            let (mut server, peer) = within("accept", listener.accept()).await.expect("accept");
             assert_eq!(peer, client.local_addr().unwrap());
             let (res, _) = client.write_all("hi").await;
             res.expect("write");
-            assert_eq!(read_n(&server, 2).await, b"hi");
+            assert_eq!(read_n(&mut server, 2).await, b"hi");
         });
     });
 }
@@ -134,7 +134,7 @@ fn pattern(id: u8, k: usize) -> u8 {
 
 /// Server side of the load test: reads the client's id byte, then trickles CHUNKS chunks of
 /// the client's pattern, pausing between chunks so client reads time out in between.
-async fn trickle(stream: TcpStream) {
+async fn trickle(mut stream: TcpStream) {
     let (res, id) = stream.read_exact(vec![0u8; 1].into_boxed_slice()).await;
     res.expect("read id");
     for c in 0..CHUNKS {
@@ -168,7 +168,7 @@ fn many_cancellations_under_load() {
                     let drops = drops.clone();
                     spawn(async move {
                         let id = i as u8;
-                        let stream = TcpStream::connect(addr).await.expect("connect");
+                        let mut stream = TcpStream::connect(addr).await.expect("connect");
                         let (res, _) = stream.write_all(vec![id]).await;
                         res.expect("write id");
                         let (mut cancels, mut bytes) = (0usize, 0usize);

@@ -108,7 +108,7 @@ fn core_ids_and_pinning() {
 }
 
 /// One connection echo round from a core task.
-async fn round(stream: &TcpStream, msg: Vec<u8>) {
+async fn round(stream: &mut TcpStream, msg: Vec<u8>) {
     let len = msg.len();
     let (res, msg) = stream.write_all(msg).await;
     res.expect("client write");
@@ -133,14 +133,14 @@ fn panicking_task_leaves_the_other_echo_tasks_of_its_core_running() {
                     servers.push(listener.accept().await.expect("accept").0);
                 }
                 // One server task panics in the middle of its conversation.
-                let doomed = servers.pop().unwrap();
+                let mut doomed = servers.pop().unwrap();
                 let echoers: Vec<_> = servers.into_iter().map(|s| spawn(echo_stream(s))).collect();
                 let boom = spawn(async move {
                     let (res, _buf) = doomed.read(Vec::with_capacity(16)).await;
                     res.expect("doomed read");
                     panic!("boom on core {}", core_id());
                 });
-                for (i, c) in clients[..CONNS - 1].iter().enumerate() {
+                for (i, c) in clients[..CONNS - 1].iter_mut().enumerate() {
                     round(c, vec![i as u8; 32]).await;
                 }
                 let (res, _) = clients[CONNS - 1].write_all(b"x".to_vec()).await;
@@ -156,7 +156,7 @@ fn panicking_task_leaves_the_other_echo_tasks_of_its_core_running() {
                 );
                 // The other connections keep echoing.
                 for r in 0..10u8 {
-                    for (i, c) in clients[..CONNS - 1].iter().enumerate() {
+                    for (i, c) in clients[..CONNS - 1].iter_mut().enumerate() {
                         round(c, vec![r ^ i as u8; 100]).await;
                     }
                 }
@@ -186,10 +186,10 @@ fn panicking_root_future_ends_only_its_core() {
                 if core == 0 {
                     panic!("root of core 0");
                 }
-                let (client, server) = tcp_pair().await;
+                let (mut client, server) = tcp_pair().await;
                 let echo = spawn(echo_stream(server));
                 for i in 0..10 {
-                    round(&client, vec![i; 64]).await;
+                    round(&mut client, vec![i; 64]).await;
                 }
                 drop(client);
                 within("echo", echo).await.expect("echo")
@@ -208,12 +208,12 @@ fn per_core_stats_count_tasks_ops_and_waits() {
         let reports = rt
             .run(|_| async move {
                 let start = corering::stats();
-                let (client, server) = tcp_pair().await;
+                let (mut client, server) = tcp_pair().await;
                 let echo = spawn(echo_stream(server));
                 let idle = spawn(std::future::pending::<()>());
                 let during = corering::stats();
                 for i in 0..10 {
-                    round(&client, vec![i; 64]).await;
+                    round(&mut client, vec![i; 64]).await;
                 }
                 drop(client);
                 assert_eq!(within("echo", echo).await.expect("echo"), 640);

@@ -35,7 +35,7 @@ fn dropping_10000_inflight_reads_and_the_runtime_leaks_nothing() {
             for _ in 0..PAIRS {
                 let client = TcpStream::connect(addr).await.expect("connect");
                 let (server, _) = listener.accept().await.expect("accept");
-                for stream in [client, server] {
+                for mut stream in [client, server] {
                     let buf = TrackedBuf::with_capacity(1024, &drops);
                     handles.push(spawn(async move {
                         let (res, _buf) = stream.read(buf).await;

@@ -20,7 +20,7 @@ fn a_dropped_queued_write_never_reaches_the_socket_that_reuses_its_fd() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = l.local_addr().expect("addr");
         rt.block_on(async {
-            let a = TcpStream::connect(addr).await.expect("connect");
+            let mut a = TcpStream::connect(addr).await.expect("connect");
             let (_pa, _) = l.accept().expect("accept a");
             {
                 // Polled once: on io_uring the SEND is queued, then the future is dropped.
@@ -55,7 +55,7 @@ fn a_stream_dropped_outside_its_runtime_leaves_no_stale_registration() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = l.local_addr().expect("addr");
         let s = rt.block_on(async {
-            let s = TcpStream::connect(addr).await.expect("connect");
+            let mut s = TcpStream::connect(addr).await.expect("connect");
             // A read that parks registers the fd with epoll.
             let _ = timeout(Duration::from_millis(5), s.read(Vec::with_capacity(16))).await;
             s
@@ -63,8 +63,9 @@ fn a_stream_dropped_outside_its_runtime_leaves_no_stale_registration() {
         let (_p1, _) = l.accept().expect("accept 1");
         drop(s); // outside block_on
         rt.block_on(async {
-            let s2 = TcpStream::from_std(std::net::TcpStream::connect(addr).expect("connect 2"))
-                .expect("from_std");
+            let mut s2 =
+                TcpStream::from_std(std::net::TcpStream::connect(addr).expect("connect 2"))
+                    .expect("from_std");
             let (mut p2, _) = l.accept().expect("accept 2");
             p2.write_all(b"hi").expect("write");
             let (res, buf) = within("read on the reused fd", s2.read(Vec::with_capacity(16))).await;

@@ -85,7 +85,7 @@ fn panicking_task_gives_panic_join_error_and_runtime_survives() {
                 5
             });
             assert_eq!(within("after panic", after).await.expect("join"), 5);
-            let (client, server) = tcp_pair().await;
+            let (mut client, mut server) = tcp_pair().await;
             let (res, _) = client.write_all("ok").await;
             res.expect("write");
             let (res, buf) = server.read_exact(vec![0u8; 2].into_boxed_slice()).await;

@@ -22,7 +22,7 @@ fn message(conn: usize, round: usize) -> Vec<u8> {
 }
 
 /// Echoes until EOF; returns the number of bytes echoed.
-async fn echo(stream: TcpStream) -> std::io::Result<usize> {
+async fn echo(mut stream: TcpStream) -> std::io::Result<usize> {
     let mut buf = Vec::with_capacity(4096);
     let mut total = 0;
     loop {
@@ -62,7 +62,7 @@ fn echo_1000_concurrent_connections() {
         let clients: Vec<_> = (0..CONNS)
             .map(|i| {
                 spawn(async move {
-                    let stream = TcpStream::connect(addr)
+                    let mut stream = TcpStream::connect(addr)
                         .await
                         .unwrap_or_else(|e| panic!("client {i}: connect: {e}"));
                     for round in 0..ROUNDS {
@@ -100,7 +100,7 @@ fn transfer_64_mib_with_checksum() {
     const WRITE_CHUNK: usize = 1 << 20;
     const READ_BUF: usize = 64 << 10;
     on_every_backend("transfer_64_mib_with_checksum", || async {
-        let (client, server) = tcp_pair().await;
+        let (mut client, mut server) = tcp_pair().await;
         let reader = spawn(async move {
             let (mut hash, mut total) = (Fnv::default(), 0usize);
             let mut buf = Vec::with_capacity(READ_BUF);
@@ -157,7 +157,7 @@ fn connect_to_closed_port_is_refused() {
 fn peer_reset_mid_stream_is_an_error_not_sigpipe() {
     let probe = SigpipeProbe::block();
     on_every_backend("peer_reset_mid_stream_is_an_error_not_sigpipe", || async {
-        let (client, server) = tcp_pair().await;
+        let (mut client, mut server) = tcp_pair().await;
         let (res, _) = client.write_all(&b"ping"[..]).await;
         res.expect("write ping");
         let (res, ping) = server.read_exact(vec![0u8; 4].into_boxed_slice()).await;
@@ -197,7 +197,7 @@ fn peer_reset_during_bulk_write_is_an_error_not_sigpipe() {
     on_every_backend(
         "peer_reset_during_bulk_write_is_an_error_not_sigpipe",
         || async {
-            let (client, server) = tcp_pair().await;
+            let (mut client, mut server) = tcp_pair().await;
             let resetter = spawn(async move {
                 let (res, _) = server.read_exact(vec![0u8; 4096].into_boxed_slice()).await;
                 res.expect("resetter read");
@@ -231,7 +231,7 @@ fn peer_reset_during_bulk_write_is_an_error_not_sigpipe() {
 #[test]
 fn half_close_then_reply() {
     on_every_backend("half_close_then_reply", || async {
-        let (client, server) = tcp_pair().await;
+        let (mut client, mut server) = tcp_pair().await;
         let (res, _) = client.write_all("request").await;
         res.expect("client write");
         client
@@ -270,7 +270,7 @@ fn half_close_then_reply() {
 #[test]
 fn read_exact_at_eof_is_unexpected_eof() {
     on_every_backend("read_exact_at_eof_is_unexpected_eof", || async {
-        let (client, server) = tcp_pair().await;
+        let (mut client, mut server) = tcp_pair().await;
         let (res, _) = server.write_all("abc").await;
         res.expect("write");
         drop(server);
@@ -305,7 +305,7 @@ fn stream_addresses_and_nodelay() {
 #[test]
 fn eof_behind_a_short_read_is_seen() {
     on_every_backend("eof_behind_a_short_read_is_seen", || async {
-        let (client, server) = tcp_pair().await;
+        let (mut client, mut server) = tcp_pair().await;
         // A read that parks and is cancelled: the socket is registered and known quiet.
         let parked = corering::time::timeout(
             std::time::Duration::from_millis(5),

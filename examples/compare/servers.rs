@@ -198,7 +198,7 @@ fn corering_server(choice: corering::BackendChoice, addr: &str) -> io::Result<()
         ready(listener.local_addr()?, Some(ctl.local_addr()?));
         corering::spawn(async move {
             loop {
-                let Ok((stream, _)) = ctl.accept().await else {
+                let Ok((mut stream, _)) = ctl.accept().await else {
                     return;
                 };
                 let rt = stats_rt.clone();
@@ -228,7 +228,7 @@ fn corering_server(choice: corering::BackendChoice, addr: &str) -> io::Result<()
             }
         });
         loop {
-            let (stream, _) = match listener.accept().await {
+            let (mut stream, _) = match listener.accept().await {
                 Ok(conn) => conn,
                 Err(_) => {
                     // e.g. EMFILE: back off rather than spin.

@@ -10,31 +10,42 @@
 //!   epoll: try the non-blocking syscall; on EAGAIN file the slot as a waiter on the fd's read
 //!   or write side and retry only once readiness has arrived.
 //! * `drop_op` — a future dropped mid-flight. io_uring: the op's resources move into the slot
-//!   (`Orphaned`) and an ASYNC_CANCEL is queued; the completion frees them. epoll: nothing is in
-//!   the kernel, so the waiter is unfiled and the resources are freed at once.
+//!   (`Orphaned`) and an ASYNC_CANCEL is queued; the completion frees them (the op's fd handle
+//!   among them, so the fd number stays taken until then). epoll: nothing is in the kernel, so
+//!   the waiter is unfiled and the resources are freed at once.
+//! * `cancel_op` — a cancel scope asks for an op to end while its future waits on: io_uring
+//!   queues an ASYNC_CANCEL and the op's own completion (`-ECANCELED`, or the result that won
+//!   the race) answers the future; epoll completes the waiter with `-ECANCELED` at once.
+//! * An op keeps one slot index from its first poll to its end (epoll re-arms the same slot
+//!   after a readiness that the retried syscall did not use).
 //! * `park(timeout)` — one loop turn: submit everything queued with one `io_uring_enter` (or
 //!   one `epoll_wait`), wait at most `timeout`, and record completions. Wakers and orphaned
 //!   resources are handed out by `take_ready` and acted on after the driver borrow is released.
+//! * `settle` — enter the kernel until every orphaned op has been answered (`block_on` does
+//!   this before it returns, so a dropped op never outlives the call that dropped it).
 //! * `shutdown` — cancel everything in flight and wait until the kernel has answered it all,
 //!   so no memory the kernel may touch is freed early.
 //!
 //! The choice between the two is made once, in [`select`].
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+mod contract;
 mod epoll;
 mod info;
 mod select;
+mod slots;
 mod uring;
 
+pub(crate) use contract::{
+    EpollOp, EpollStep, FdKey, Interest, OpCode, UringCaps, UringOp, UringStep,
+};
 pub use info::{BackendChoice, BackendInfo, BackendKind, UringInfo};
 pub(crate) use select::{select, DriverConfig};
 
-use crate::op::slot::{OnComplete, Orphan};
-use crate::op::{Interest, OpCode};
 pub(crate) use epoll::EpollDriver;
+use slots::{OnComplete, Orphan};
 pub(crate) use uring::UringDriver;
 
 /// Tokens that name no op slot. Slot indices stay far below them.
@@ -42,23 +53,12 @@ pub(crate) const WAKE_TOKEN: u64 = u64::MAX;
 pub(crate) const CANCEL_TOKEN: u64 = u64::MAX - 1;
 pub(crate) const TIMEOUT_TOKEN: u64 = u64::MAX - 2;
 
-/// The driver-side state an [`Op`](crate::op::Op) future keeps: its slot, and for epoll the fd
-/// and side it is filed under.
-#[derive(Debug)]
+/// The driver-side state an [`Op`](crate::op::Op) future keeps: its slot (one index for the
+/// op's whole life), and for epoll the fd and side it is filed under while parked.
+#[derive(Debug, Default)]
 pub(crate) struct OpSlot {
     pub index: Option<usize>,
-    pub fd: RawFd,
-    pub interest: Interest,
-}
-
-impl Default for OpSlot {
-    fn default() -> Self {
-        OpSlot {
-            index: None,
-            fd: -1,
-            interest: Interest::Read,
-        }
-    }
+    pub parked: Option<(FdKey, Interest)>,
 }
 
 /// What a dropped op leaves to release once the driver borrow is over.
@@ -119,8 +119,12 @@ pub struct DriverStats {
     pub ops_completed: u64,
     /// `io_uring_enter` or `epoll_wait` calls.
     pub waits: u64,
-    /// Completions the kernel had to hold back because the completion queue was full.
+    /// Loop turns that found completions held back by the kernel because the completion
+    /// queue was full (`IORING_SQ_CQ_OVERFLOW`); they are delivered by the next enter.
     pub cq_overflows: u64,
+    /// Completions the kernel dropped for good (its overflow counter; only when it could not
+    /// even hold them back, which `IORING_FEAT_NODROP` kernels avoid).
+    pub cq_dropped: u64,
     /// Non-blocking I/O syscalls the epoll backend made itself (0 on io_uring).
     pub io_syscalls: u64,
 }
@@ -171,9 +175,19 @@ impl Driver {
         into.orphans.append(&mut ready.orphans);
     }
 
-    pub fn forget_fd(&mut self, fd: RawFd) {
+    /// Asks the op in `index` to end early (see the contract above). Nothing happens if it
+    /// has already completed.
+    pub fn cancel_op(&mut self, index: usize) {
+        match self {
+            Driver::Uring(d) => d.cancel_op(index),
+            Driver::Epoll(d) => d.cancel_op(index),
+        }
+    }
+
+    /// The fd behind `key` is about to be closed (or handed out): forget its registration.
+    pub fn forget_fd(&mut self, key: FdKey) {
         if let Driver::Epoll(d) = self {
-            d.forget_fd(fd);
+            d.forget_fd(key);
         }
     }
 
@@ -181,6 +195,15 @@ impl Driver {
         match self {
             Driver::Uring(d) => d.ops.len(),
             Driver::Epoll(d) => d.ops.len(),
+        }
+    }
+
+    /// One step of settling orphaned ops: enter the kernel (waiting until `deadline` at most)
+    /// so their cancels go out and their answers come in. Returns whether any are left.
+    pub fn settle_step(&mut self, deadline: Instant) -> io::Result<bool> {
+        match self {
+            Driver::Uring(d) => d.settle_step(deadline),
+            Driver::Epoll(d) => Ok(d.ops.orphaned() > 0),
         }
     }
 
@@ -198,68 +221,10 @@ impl Driver {
         }
     }
 
-    /// Whether sockets made for this backend are non-blocking (epoll needs it; io_uring ops
-    /// work on blocking sockets and are not handed EAGAIN that way on any kernel).
-    pub fn nonblocking_sockets(&self) -> bool {
-        matches!(self, Driver::Epoll(_))
-    }
-
     pub fn stats(&self) -> DriverStats {
         match self {
             Driver::Uring(d) => d.stats,
             Driver::Epoll(d) => d.stats,
         }
-    }
-}
-
-/// An fd that a driver may have registered: dropping it unregisters it from *that* driver
-/// (wherever and whenever the drop happens), then closes it.
-#[derive(Debug)]
-pub(crate) struct DriverFd {
-    fd: OwnedFd,
-    driver: std::rc::Weak<std::cell::RefCell<Driver>>,
-}
-
-impl DriverFd {
-    /// Wraps `fd`, made on the current core (whose driver may register it).
-    pub fn new(fd: OwnedFd) -> DriverFd {
-        let driver =
-            crate::runtime::with_current(|c| std::rc::Rc::downgrade(&c.driver)).unwrap_or_default();
-        DriverFd { fd, driver }
-    }
-
-    fn forget(&self) {
-        if let Some(driver) = self.driver.upgrade() {
-            let fd = self.fd.as_raw_fd();
-            match driver.try_borrow_mut() {
-                Ok(mut d) => d.forget_fd(fd),
-                // Every path that drops an fd does so with the driver unborrowed; a busy
-                // driver here would leave a stale epoll registration behind.
-                Err(_) => debug_assert!(false, "fd {fd} dropped while its driver was borrowed"),
-            }
-        }
-    }
-
-    /// Takes the fd back, unregistered, without closing it.
-    pub fn into_owned(self) -> OwnedFd {
-        self.forget();
-        let this = std::mem::ManuallyDrop::new(self);
-        // SAFETY: `this` is never dropped, so each field is moved out exactly once.
-        unsafe {
-            drop(std::ptr::read(&this.driver));
-            std::ptr::read(&this.fd)
-        }
-    }
-}
-
-impl AsRawFd for DriverFd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
-    }
-}
-
-impl Drop for DriverFd {
-    fn drop(&mut self) {
-        self.forget();
     }
 }

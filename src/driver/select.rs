@@ -116,7 +116,8 @@ fn build_ring(entries: u32, flags: SetupFlags) -> io::Result<IoUring> {
     let mut builder = IoUring::builder();
     builder.setup_cqsize(entries * 2);
     if flags.contains(SetupFlags::COOP_TASKRUN) {
-        builder.setup_coop_taskrun();
+        // TASKRUN_FLAG (same kernel, 5.19): the ring says when task work waits for an enter.
+        builder.setup_coop_taskrun().setup_taskrun_flag();
     }
     if flags.contains(SetupFlags::SINGLE_ISSUER) {
         builder.setup_single_issuer();
@@ -196,7 +197,7 @@ fn try_uring(
         let why = format!("io_uring lacks required opcodes: {}", missing.join(" "));
         return Err((why, io::Error::from(io::ErrorKind::Unsupported)));
     }
-    let caps = crate::op::UringCaps {
+    let caps = super::UringCaps {
         shutdown: probe.is_supported(opcode::Shutdown::CODE) && !config.uring_baseline,
     };
     let params = ring.params();

@@ -8,8 +8,7 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use super::TcpStream;
-use crate::driver::DriverFd;
-use crate::op::{Accept, Op};
+use crate::op::{Accept, Op, SharedFd};
 use crate::sys::{self, syscall};
 
 /// Options for [`TcpListener::bind_with`].
@@ -35,7 +34,7 @@ pub struct ListenOptions {
 /// back off (e.g. sleep briefly) on them rather than retry at once.
 #[derive(Debug)]
 pub struct TcpListener {
-    fd: DriverFd,
+    fd: SharedFd,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -51,7 +50,7 @@ impl TcpListener {
 
     /// Binds with the given options.
     pub fn bind_with(addr: impl ToSocketAddrs, opts: ListenOptions) -> io::Result<TcpListener> {
-        let nonblocking = crate::runtime::current_wants_nonblocking();
+        let nonblocking = crate::context::current_wants_nonblocking();
         let mut last = None;
         for addr in super::resolve(addr)? {
             match bind_one(&addr, &opts, nonblocking) {
@@ -68,8 +67,8 @@ impl TcpListener {
     /// [`ShuttingDown`](crate::ShuttingDown) (test with `ShuttingDown::is(&err)`): accept loops
     /// end there and the connections already accepted drain.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let mut accept = Op::new(Accept::new(self.fd.as_raw_fd()));
-        let mut stop = crate::runtime::shutdown_requested();
+        let mut accept = Op::new(Accept::new(self.fd.clone()));
+        let mut stop = crate::context::shutdown_requested();
         let (fd, addr) = std::future::poll_fn(|cx| {
             if Pin::new(&mut stop).poll(cx).is_ready() {
                 return Poll::Ready(Err(crate::ShuttingDown::error()));
@@ -82,7 +81,7 @@ impl TcpListener {
 
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        sys::local_addr(self.fd.as_raw_fd())
+        sys::local_addr(self.fd.raw())
     }
 }
 
@@ -98,20 +97,20 @@ fn bind_one(addr: &SocketAddr, opts: &ListenOptions, nonblocking: bool) -> io::R
     let backlog = if opts.backlog > 0 { opts.backlog } else { 1024 };
     syscall!(listen(raw, backlog))?;
     Ok(TcpListener {
-        fd: DriverFd::new(fd),
+        fd: SharedFd::new(fd),
         _not_send: PhantomData,
     })
 }
 
 impl AsRawFd for TcpListener {
     fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.fd.raw()
     }
 }
 
 impl AsFd for TcpListener {
     fn as_fd(&self) -> BorrowedFd<'_> {
         // SAFETY: the fd is open for as long as `self` is borrowed.
-        unsafe { BorrowedFd::borrow_raw(self.fd.as_raw_fd()) }
+        unsafe { BorrowedFd::borrow_raw(self.fd.raw()) }
     }
 }

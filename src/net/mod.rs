@@ -2,14 +2,15 @@
 //!
 //! Sockets belong to the core that made them (they are not `Send`): with epoll they are
 //! registered in that core's poller. Make them inside [`Runtime::block_on`](crate::Runtime).
+mod half;
 mod listener;
-mod rescue;
+mod split;
 mod stream;
 
+pub use half::PartialWrite;
 pub use listener::{ListenOptions, TcpListener};
-pub use stream::TcpStream;
-
-pub(crate) use rescue::ReadRescue;
+pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
+pub use stream::{TcpStream, Unread};
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};

@@ -2,21 +2,21 @@
 use std::io;
 use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
-
-use super::ReadRescue;
-use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::driver::DriverFd;
-use crate::op::{self, Op};
-use crate::sys;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::rc::Rc;
+
+use super::half::{read_methods, write_methods, Reader, Writer};
+use super::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
+use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::op::{self, Op, SharedFd};
+use crate::sys;
 
 /// A TCP connection. Reads and writes take owned buffers and give them back.
 ///
 /// ```no_run
 /// use corering::{net::TcpStream, IoBuf};
 /// # corering::Runtime::new().unwrap().block_on(async {
-/// let stream = TcpStream::connect("127.0.0.1:7000").await?;
+/// let mut stream = TcpStream::connect("127.0.0.1:7000").await?;
 /// let (res, _) = stream.write_all(b"ping".to_vec()).await;
 /// res?;
 /// let (res, buf) = stream.read(Vec::with_capacity(64)).await;
@@ -24,22 +24,53 @@ use std::rc::Rc;
 /// # Ok::<(), std::io::Error>(()) }).unwrap();
 /// ```
 ///
-/// Dropping the stream closes it at once; [`close`](TcpStream::close) closes it through the
-/// backend and reports the error, if any.
+/// A stream has one reader and one writer: reads and writes take `&mut self`, so two reads
+/// (or two writes) can never be in flight at once, and bytes keep their order. To read and
+/// write at the same time, [`split`](TcpStream::split) it (borrowed halves) or
+/// [`into_split`](TcpStream::into_split) it (owned halves, for two tasks). Two concurrent
+/// reads do not compile:
+///
+/// ```compile_fail
+/// # corering::Runtime::new().unwrap().block_on(async {
+/// # let mut stream = corering::net::TcpStream::connect("127.0.0.1:7000").await.unwrap();
+/// let a = stream.read(Vec::with_capacity(8));
+/// let b = stream.read(Vec::with_capacity(8)); // error: `stream` is already borrowed
+/// # drop((a, b)); });
+/// ```
+///
+/// Dropping the stream closes it once no op of it is in the kernel any more;
+/// [`close`](TcpStream::close) closes it through the backend and reports the error, if any.
 #[derive(Debug)]
 pub struct TcpStream {
-    fd: DriverFd,
-    /// Bytes rescued from cancelled reads (io_uring only; `None` on epoll).
-    rescue: Option<Rc<ReadRescue>>,
-    _not_send: PhantomData<*const ()>,
+    pub(super) reader: Reader,
+    pub(super) writer: Writer,
+    pub(super) _not_send: PhantomData<*const ()>,
+}
+
+/// What a stream's reads had received but not handed out when it was turned into a std
+/// stream: bytes rescued from cancelled reads, and the error one of them got.
+#[derive(Debug, Default)]
+pub struct Unread {
+    /// To be read before anything the std stream reads.
+    pub bytes: Vec<u8>,
+    /// The connection's error, reported by a cancelled read after those bytes.
+    pub error: Option<io::Error>,
 }
 
 impl TcpStream {
     pub(crate) fn from_accepted(fd: OwnedFd) -> TcpStream {
-        let uring = crate::runtime::with_current(|c| c.info.kind() == crate::BackendKind::Uring);
+        let uring =
+            crate::context::with_current(|c| c.kind == crate::BackendKind::Uring).unwrap_or(false);
+        let fd = SharedFd::new(fd);
         TcpStream {
-            fd: DriverFd::new(fd),
-            rescue: uring.unwrap_or(false).then(Rc::default),
+            reader: Reader {
+                fd: fd.clone(),
+                rescue: uring.then(Rc::default),
+            },
+            writer: Writer {
+                fd,
+                rescue: uring.then(Rc::default),
+            },
             _not_send: PhantomData,
         }
     }
@@ -50,12 +81,12 @@ impl TcpStream {
     ///
     /// Outside a runtime.
     pub async fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
-        let nonblocking = crate::runtime::current_wants_nonblocking();
+        let nonblocking = crate::context::current_wants_nonblocking();
         let mut last = None;
         for addr in super::resolve(addr)? {
             let fd = sys::tcp_socket(&addr, nonblocking)?;
             let stream = TcpStream::from_accepted(fd);
-            match Op::new(op::Connect::new(stream.as_raw_fd(), &addr)).await {
+            match Op::new(op::Connect::new(stream.reader.fd.clone(), &addr)).await {
                 Ok(()) => return Ok(stream),
                 Err(e) => last = Some(e),
             }
@@ -65,87 +96,63 @@ impl TcpStream {
 
     /// Wraps a connected std stream, setting the blocking mode the current backend needs.
     pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
-        stream.set_nonblocking(crate::runtime::current_wants_nonblocking())?;
+        stream.set_nonblocking(crate::context::current_wants_nonblocking())?;
         Ok(TcpStream::from_accepted(stream.into()))
     }
 
-    /// Reads into `buf` (at its start, up to its capacity); `Ok(0)` is end of stream.
-    ///
-    /// Cancel-safe: if a read's future is dropped (say by a timeout) after the kernel had
-    /// already received bytes into its buffer, those bytes are returned by the next read, in
-    /// order; none are lost.
-    pub async fn read<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
-        if let Some(rescue) = self.rescue.as_ref().filter(|r| r.is_pending()) {
-            let n = rescue.take_into(&mut buf).await;
-            if n > 0 {
-                return (Ok(n), buf);
+    /// Turns the stream back into a std stream (in blocking mode), once every op of it still
+    /// in the kernel has been answered, with what its reads had received but not handed out.
+    pub async fn into_std(self) -> io::Result<(std::net::TcpStream, Unread)> {
+        let TcpStream { reader, writer, .. } = self;
+        drop(writer);
+        let unread = match &reader.rescue {
+            Some(rescue) => {
+                let (bytes, error) = rescue.take_all().await;
+                Unread { bytes, error }
             }
-        }
-        Op::new(op::Recv::new(self.as_raw_fd(), buf, self.rescue.clone())).await
+            None => Unread::default(),
+        };
+        let fd = sole_owner(reader.fd).await;
+        let stream = std::net::TcpStream::from(fd);
+        stream.set_nonblocking(false)?;
+        Ok((stream, unread))
     }
 
-    /// Writes the initialised bytes of `buf`; may write fewer (the count is returned).
-    /// A peer that has gone away gives `BrokenPipe` or `ConnectionReset`, never SIGPIPE.
-    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        Op::new(op::Send::new(self.as_raw_fd(), buf)).await
+    read_methods!(reader);
+    write_methods!(writer);
+
+    /// Borrowed halves, to read and write at the same time from one task.
+    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+        (ReadHalf(&self.reader), WriteHalf(&self.writer))
     }
 
-    /// Fills `buf` up to its capacity (`bytes_total`), reading as often as needed. End of
-    /// stream first gives `UnexpectedEof`.
-    pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
-        let total = buf.bytes_total();
-        let mut filled = 0;
-        let mut buf = buf;
-        while filled < total {
-            let (res, slice) = self.read(buf.slice(filled..total)).await;
-            buf = slice.into_inner();
-            match res {
-                Ok(0) => {
-                    let e = io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "end of stream before the buffer was full",
-                    );
-                    return (Err(e), buf);
-                }
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (Err(e), buf),
-            }
-        }
-        (Ok(()), buf)
-    }
-
-    /// Writes every initialised byte of `buf`, as many writes as it takes.
-    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
-        let total = buf.bytes_init();
-        let mut written = 0;
-        let mut buf = buf;
-        while written < total {
-            let (res, slice) = self.write(buf.slice(written..total)).await;
-            buf = slice.into_inner();
-            match res {
-                Ok(0) => {
-                    let e =
-                        io::Error::new(io::ErrorKind::WriteZero, "the socket accepted no bytes");
-                    return (Err(e), buf);
-                }
-                Ok(n) => written += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (Err(e), buf),
-            }
-        }
-        (Ok(()), buf)
+    /// Owned halves, for two tasks; [`OwnedReadHalf::reunite`] puts them back together.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        (
+            OwnedReadHalf {
+                reader: self.reader,
+                _not_send: PhantomData,
+            },
+            OwnedWriteHalf {
+                writer: self.writer,
+                _not_send: PhantomData,
+            },
+        )
     }
 
     /// Shuts down reading, writing or both. After `Shutdown::Write` the peer reads end of
     /// stream, and this side can still read what the peer sends.
     pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        Op::new(op::Shutdown::new(self.as_raw_fd(), how)).await
+        self.writer.shutdown(how).await
     }
 
-    /// Closes the connection through the backend and reports any error.
+    /// Closes the connection through the backend and reports any error. Waits until every op
+    /// of the stream still in the kernel (a cancelled one) has been answered.
     pub async fn close(self) -> io::Result<()> {
-        Op::new(op::Close::new(self.fd.into_owned())).await
+        let TcpStream { reader, writer, .. } = self;
+        drop((reader.rescue, writer));
+        let fd = sole_owner(reader.fd).await;
+        Op::new(op::Close::new(fd)).await
     }
 
     /// Sets TCP_NODELAY.
@@ -174,21 +181,26 @@ impl TcpStream {
     }
 }
 
+/// Waits until `fd` is the only handle left (every op that held it answered), then owns it.
+async fn sole_owner(mut fd: SharedFd) -> OwnedFd {
+    loop {
+        fd.sole().await;
+        match fd.try_into_owned() {
+            Ok(owned) => return owned,
+            Err(back) => fd = back,
+        }
+    }
+}
+
 impl AsRawFd for TcpStream {
     fn as_raw_fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        self.reader.fd.raw()
     }
 }
 
 impl AsFd for TcpStream {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        // SAFETY: the fd is open for as long as `self` is borrowed.
-        unsafe { BorrowedFd::borrow_raw(self.fd.as_raw_fd()) }
-    }
-}
-
-impl IntoRawFd for TcpStream {
-    fn into_raw_fd(self) -> RawFd {
-        self.fd.into_owned().into_raw_fd()
+        // SAFETY: the fd is open for as long as `self` (which holds a handle) is borrowed.
+        unsafe { BorrowedFd::borrow_raw(self.reader.fd.raw()) }
     }
 }

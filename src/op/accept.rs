@@ -3,21 +3,23 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
+use super::SharedFd;
+
 use io_uring::{opcode, types};
 
-use super::{EpollOp, EpollStep, Interest, OpCode, UringCaps, UringOp, UringStep};
+use crate::driver::{EpollOp, EpollStep, FdKey, Interest, OpCode, UringCaps, UringOp, UringStep};
 use crate::sys::RawAddr;
 
 /// Accepts a connection; the new fd is close-on-exec (and non-blocking for epoll). If the
 /// future is dropped but the kernel still accepts, the orphaned op closes the new fd.
 pub(crate) struct Accept {
-    fd: RawFd,
+    fd: SharedFd,
     /// Written by the kernel; boxed so it does not move while the accept is in flight.
     addr: Box<RawAddr>,
 }
 
 impl Accept {
-    pub fn new(fd: RawFd) -> Accept {
+    pub fn new(fd: SharedFd) -> Accept {
         Accept {
             fd,
             addr: RawAddr::empty(),
@@ -29,7 +31,7 @@ impl UringOp for Accept {
     fn uring_entry(&mut self, _: &UringCaps) -> UringStep {
         let addr = self.addr.as_mut_ptr();
         UringStep::Submit(
-            opcode::Accept::new(types::Fd(self.fd), addr, &mut self.addr.len)
+            opcode::Accept::new(types::Fd(self.fd.raw()), addr, &mut self.addr.len)
                 .flags(libc::SOCK_CLOEXEC)
                 .build(),
         )
@@ -38,13 +40,14 @@ impl UringOp for Accept {
 
 impl EpollOp for Accept {
     fn epoll_try(&mut self) -> EpollStep {
-        super::nonblocking(self.fd, Interest::Read, 0, || {
+        let fd = self.fd.raw();
+        super::nonblocking(self.fd.key(), Interest::Read, 0, || {
             self.addr.len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             let addr = self.addr.as_mut_ptr();
             // SAFETY: `addr` and `len` point into our boxed RawAddr, sized by `len`.
             unsafe {
                 libc::accept4(
-                    self.fd,
+                    fd,
                     addr,
                     &mut self.addr.len,
                     libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK,
@@ -53,8 +56,8 @@ impl EpollOp for Accept {
         })
     }
 
-    fn readiness(&self) -> Option<(RawFd, Interest)> {
-        Some((self.fd, Interest::Read))
+    fn readiness(&self) -> Option<(FdKey, Interest)> {
+        Some((self.fd.key(), Interest::Read))
     }
 }
 

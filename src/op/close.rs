@@ -4,7 +4,7 @@ use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
 
 use io_uring::{opcode, types};
 
-use super::{EpollOp, EpollStep, OpCode, UringCaps, UringOp, UringStep};
+use crate::driver::{EpollOp, EpollStep, OpCode, UringCaps, UringOp, UringStep};
 
 /// Closes an fd the op owns (already unregistered from epoll by its owner). Once submitted the
 /// kernel closes it even if the future is dropped; an op dropped before it was submitted, or
@@ -47,6 +47,8 @@ impl EpollOp for Close {
 
 impl OpCode for Close {
     type Output = io::Result<()>;
+    /// A close, once started, runs: a cancelled one would leave the fd to close here anyway.
+    const CANCELLABLE: bool = false;
 
     fn submit_failed(&mut self) {
         if let Some(fd) = self.handed.take() {

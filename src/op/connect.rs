@@ -1,22 +1,23 @@
 //! Connect a socket to a peer.
 use std::io;
-use std::os::fd::RawFd;
+
+use super::SharedFd;
 
 use io_uring::{opcode, types};
 
-use super::{EpollOp, EpollStep, Interest, OpCode, UringCaps, UringOp, UringStep};
+use crate::driver::{EpollOp, EpollStep, Interest, OpCode, UringCaps, UringOp, UringStep};
 use crate::sys::{self, RawAddr};
 
 /// Connects `fd` to `addr`. On epoll: `connect` → EINPROGRESS → wait writable → SO_ERROR.
 pub(crate) struct Connect {
-    fd: RawFd,
+    fd: SharedFd,
     /// Read by the kernel; boxed so it does not move while the connect is in flight.
     addr: Box<RawAddr>,
     in_progress: bool,
 }
 
 impl Connect {
-    pub fn new(fd: RawFd, addr: &std::net::SocketAddr) -> Connect {
+    pub fn new(fd: SharedFd, addr: &std::net::SocketAddr) -> Connect {
         Connect {
             fd,
             addr: RawAddr::from_std(addr),
@@ -28,7 +29,8 @@ impl Connect {
 impl UringOp for Connect {
     fn uring_entry(&mut self, _: &UringCaps) -> UringStep {
         UringStep::Submit(
-            opcode::Connect::new(types::Fd(self.fd), self.addr.as_ptr(), self.addr.len).build(),
+            opcode::Connect::new(types::Fd(self.fd.raw()), self.addr.as_ptr(), self.addr.len)
+                .build(),
         )
     }
 }
@@ -37,14 +39,14 @@ impl EpollOp for Connect {
     fn epoll_try(&mut self) -> EpollStep {
         if self.in_progress {
             // Woken by writability: the outcome is the socket's pending error, if any.
-            return match sys::take_socket_error(self.fd) {
+            return match sys::take_socket_error(self.fd.raw()) {
                 Ok(None) => EpollStep::Done(Ok(0)),
                 Ok(Some(e)) | Err(e) => EpollStep::Done(Err(e)),
             };
         }
         loop {
             // SAFETY: the address is a live, correctly sized sockaddr owned by this op.
-            let res = unsafe { libc::connect(self.fd, self.addr.as_ptr(), self.addr.len) };
+            let res = unsafe { libc::connect(self.fd.raw(), self.addr.as_ptr(), self.addr.len) };
             if res == 0 {
                 return EpollStep::Done(Ok(0));
             }
@@ -53,7 +55,7 @@ impl EpollOp for Connect {
                 Some(libc::EINTR) => continue,
                 Some(libc::EINPROGRESS) | Some(libc::EAGAIN) => {
                     self.in_progress = true;
-                    return EpollStep::Wait(self.fd, Interest::Write);
+                    return EpollStep::Wait(self.fd.key(), Interest::Write);
                 }
                 _ => return EpollStep::Done(Err(err)),
             }

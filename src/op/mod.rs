@@ -1,15 +1,15 @@
 //! One operation vocabulary for both backends.
 //!
-//! An operation (accept, connect, recv, send, shutdown, close, timeout, nop) is one plain struct
-//! that owns everything the kernel may touch while it runs: its buffer, its socket address, its
-//! timespec. It implements `UringOp` (the submission it becomes) and `EpollOp` (the
-//! non-blocking syscall to try, or the readiness to wait for), and `OpCode::complete` turns the
-//! kernel's answer into the op's output, handing owned resources back. `OpCode: UringOp +
-//! EpollOp` makes the compiler reject an op that lacks either backend.
+//! Each operation (accept, connect, recv, send, shutdown, close, timeout, nop) is a small file
+//! here: one plain struct that owns everything the kernel may touch while it runs and
+//! implements the backend contract of `driver::contract` (its io_uring entry, its epoll
+//! syscall, and what a completion means).
 //!
-//! `Op<T>` is the future over one in-flight operation. It submits on first poll, and on
-//! drop gives the op's resources to the driver, which keeps them until the kernel is done (see
-//! `op::slot` for the lifecycle).
+//! `Op<T>` is the future over one in-flight operation. It submits on first poll, files itself
+//! with the cancel scopes it runs under, and on drop gives the op's resources to the driver,
+//! which keeps them until the kernel is done (see `driver::slots` for the lifecycle). Beside
+//! the ops live the two things every I/O object builds on: the fd handle ops hold
+//! ([`fd`]) and what cancelled ops leave behind ([`rescue`]).
 //!
 //! The public functions here run single raw operations, for tests and benchmarks:
 //!
@@ -20,18 +20,22 @@
 //! # });
 //! ```
 mod accept;
+pub(crate) mod cancel;
 mod close;
 mod connect;
+pub(crate) mod fd;
 mod nop;
 mod recv;
+pub(crate) mod rescue;
 mod send;
 mod shutdown;
-pub(crate) mod slot;
 mod timeout;
 
 pub(crate) use accept::Accept;
+pub use cancel::Cancelled;
 pub(crate) use close::Close;
 pub(crate) use connect::Connect;
+pub(crate) use fd::SharedFd;
 pub(crate) use nop::Nop;
 pub(crate) use recv::Recv;
 pub(crate) use send::Send;
@@ -41,108 +45,20 @@ pub(crate) use timeout::Timeout;
 use std::cell::RefCell;
 use std::future::Future;
 use std::io;
-use std::os::fd::RawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use io_uring::squeue;
-
-use crate::driver::{Driver, Leftover, OpSlot};
-use crate::sys::cqe_result;
-use slot::Orphan;
-
-/// What the io_uring backend needs to know about the ring an op is submitted to.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct UringCaps {
-    /// IORING_OP_SHUTDOWN is available (5.11).
-    pub shutdown: bool,
-}
-
-/// What an op becomes on io_uring.
-pub(crate) enum UringStep {
-    /// Submit this entry (its `user_data` is set by the driver).
-    Submit(squeue::Entry),
-    /// Done without the ring (e.g. an opcode this kernel lacks, done by a plain syscall that
-    /// never blocks).
-    Done(io::Result<u32>),
-}
-
-/// The io_uring half of an op.
-pub(crate) trait UringOp {
-    /// The submission entry. Every pointer in it must point at memory the op owns on the heap
-    /// (or in `'static` memory), so that it stays valid when the op is moved into the op table.
-    fn uring_entry(&mut self, caps: &UringCaps) -> UringStep;
-}
-
-/// Which readiness an epoll op waits for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Interest {
-    /// EPOLLIN (and hang-ups and errors).
-    Read,
-    /// EPOLLOUT (and hang-ups and errors).
-    Write,
-}
-
-/// What one non-blocking attempt of an op gave.
-pub(crate) enum EpollStep {
-    /// The syscall finished: a count, or the error.
-    Done(io::Result<u32>),
-    /// The syscall would block: park until `fd` has this readiness, then try again.
-    Wait(RawFd, Interest),
-    /// The syscall moved fewer bytes than asked (a count above zero): that side of `fd` is
-    /// drained, so the next op on it can park without trying first.
-    Drained(u32, RawFd, Interest),
-}
-
-/// The epoll half of an op: the non-blocking syscall to try.
-pub(crate) trait EpollOp {
-    /// Tries the syscall once, without blocking.
-    fn epoll_try(&mut self) -> EpollStep;
-
-    /// The fd and side this op needs ready, if the driver may skip a doomed first attempt
-    /// when it knows that side is drained (the syscall would only say EAGAIN).
-    fn readiness(&self) -> Option<(RawFd, Interest)> {
-        None
-    }
-}
-
-/// An operation, for both backends.
-pub(crate) trait OpCode: UringOp + EpollOp + Sized + 'static {
-    /// What the caller gets back, including every owned resource.
-    type Output;
-    /// Turns the kernel's answer into the output.
-    fn complete(self, res: io::Result<u32>) -> Self::Output;
-
-    /// The entry built by `uring_entry` could not be queued: take back whatever was handed
-    /// over to it (e.g. an fd to close).
-    fn submit_failed(&mut self) {}
-
-    /// The future was dropped while the op is in the kernel; its resources are about to be
-    /// parked until the completion arrives (which then calls
-    /// [`finish_orphaned`](OpCode::finish_orphaned)).
-    fn on_orphaned(&mut self) {}
-
-    /// The completion of an op whose future was dropped. By default the op is completed and
-    /// the output dropped, which releases what it produced (a cancelled accept's new
-    /// connection is closed here).
-    fn finish_orphaned(self, res: io::Result<u32>) {
-        drop(self.complete(res));
-    }
-}
-
-impl<T: OpCode> Orphan for T {
-    fn finish(self: Box<Self>, res: i32) {
-        (*self).finish_orphaned(cqe_result(res));
-    }
-}
+use crate::driver::{Driver, EpollStep, FdKey, Interest, Leftover, OpCode, OpSlot};
 
 /// The future over one operation.
 pub(crate) struct Op<T: OpCode> {
     driver: Rc<RefCell<Driver>>,
     slot: OpSlot,
     data: Option<T>,
+    /// The cancel scopes the op is filed with (while it is in the kernel).
+    filed: Option<cancel::Filed>,
 }
 
 // An Op is never structurally pinned: it only holds its data and a slot index.
@@ -152,9 +68,22 @@ impl<T: OpCode> Op<T> {
     /// An op on the current core's driver. Panics outside a runtime.
     pub fn new(data: T) -> Op<T> {
         Op {
-            driver: crate::runtime::current_driver(),
+            driver: crate::context::current_driver(),
             slot: OpSlot::default(),
             data: Some(data),
+            filed: None,
+        }
+    }
+
+    /// The kernel's answer, as the future returns it: `-ECANCELED` from a scope's cancel
+    /// becomes that scope's error.
+    fn answer(&mut self, res: io::Result<u32>) -> io::Result<u32> {
+        let filed = self.filed.take();
+        match res {
+            Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => {
+                Err(filed.and_then(|f| f.error()).unwrap_or(e))
+            }
+            res => res,
         }
     }
 }
@@ -164,8 +93,24 @@ impl<T: OpCode> Future for Op<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = self.get_mut();
+        let fresh = this.slot.index.is_none();
+        if T::CANCELLABLE && fresh {
+            if let Some(err) = cancel::cancelled_now() {
+                let op = this.data.take().expect("op polled after it completed");
+                return Poll::Ready(op.complete(Err(err)));
+            }
+        }
         let op = this.data.as_mut().expect("op polled after it completed");
-        let res = std::task::ready!(this.driver.borrow_mut().poll_op(&mut this.slot, op, cx));
+        let polled = this.driver.borrow_mut().poll_op(&mut this.slot, op, cx);
+        let res = match polled {
+            Poll::Ready(res) => this.answer(res),
+            Poll::Pending => {
+                if let (true, true, Some(index)) = (T::CANCELLABLE, fresh, this.slot.index) {
+                    this.filed = cancel::file(&this.driver, index);
+                }
+                return Poll::Pending;
+            }
+        };
         // Completing runs after the driver borrow ends: it may drop resources (e.g. a timerfd)
         // that unregister themselves from the driver.
         let op = this.data.take().expect("checked above");
@@ -175,6 +120,7 @@ impl<T: OpCode> Future for Op<T> {
 
 impl<T: OpCode> Drop for Op<T> {
     fn drop(&mut self) {
+        self.filed = None;
         let Some(data) = self.data.take() else { return };
         let leftover = match self.driver.try_borrow_mut() {
             Ok(mut driver) => driver.drop_op(&mut self.slot, data),
@@ -207,9 +153,9 @@ pub async fn kernel_timeout(duration: Duration) -> io::Result<()> {
 /// Runs a non-blocking syscall: its count, `Wait` on EAGAIN, retried on EINTR.
 ///
 /// `want` is the byte count asked for, where a shorter (non-zero) count means the side is
-/// drained (stream sockets); 0 means no such inference.
+/// probably drained (stream sockets); 0 means no such inference.
 pub(crate) fn nonblocking(
-    fd: RawFd,
+    key: FdKey,
     interest: Interest,
     want: usize,
     mut call: impl FnMut() -> isize,
@@ -221,14 +167,14 @@ pub(crate) fn nonblocking(
             // 0 is end of stream (or an empty buffer): never "drained", or a reader would park
             // on an EOF that raises no new edge.
             if n > 0 && (n as usize) < want {
-                return EpollStep::Drained(n, fd, interest);
+                return EpollStep::Drained(n, key, interest);
             }
             return EpollStep::Done(Ok(n));
         }
         let err = io::Error::last_os_error();
         match err.raw_os_error() {
             Some(libc::EINTR) => continue,
-            Some(libc::EAGAIN) => return EpollStep::Wait(fd, interest),
+            Some(libc::EAGAIN) => return EpollStep::Wait(key, interest),
             _ => return EpollStep::Done(Err(err)),
         }
     }

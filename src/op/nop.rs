@@ -3,7 +3,7 @@ use std::io;
 
 use io_uring::opcode;
 
-use super::{EpollOp, EpollStep, OpCode, UringCaps, UringOp, UringStep};
+use crate::driver::{EpollOp, EpollStep, OpCode, UringCaps, UringOp, UringStep};
 
 /// Does nothing. io_uring: one NOP entry and its completion; epoll: completes at once.
 pub(crate) struct Nop;

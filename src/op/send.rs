@@ -1,22 +1,33 @@
 //! Send an owned buffer on a socket.
 use std::io;
-use std::os::fd::RawFd;
+use std::rc::Rc;
 
 use io_uring::{opcode, types};
 
-use super::{EpollOp, EpollStep, Interest, OpCode, UringCaps, UringOp, UringStep};
+use super::rescue::WriteRescue;
+use super::SharedFd;
 use crate::buf::{BufResult, IoBuf};
+use crate::driver::{EpollOp, EpollStep, FdKey, Interest, OpCode, UringCaps, UringOp, UringStep};
 
 /// Sends the initialised bytes of `buf` (maybe not all: the count is returned). Always with
-/// MSG_NOSIGNAL, so a peer that has gone away gives EPIPE, never SIGPIPE.
+/// MSG_NOSIGNAL, so a peer that has gone away gives EPIPE, never SIGPIPE. If its future is
+/// dropped while it is in the kernel, its answer goes to `rescue` (a partial send poisons the
+/// stream's write side; an error goes to the next write).
 pub(crate) struct Send<B> {
-    fd: RawFd,
+    fd: SharedFd,
     buf: B,
+    rescue: Option<Rc<WriteRescue>>,
+    orphaned: bool,
 }
 
 impl<B: IoBuf> Send<B> {
-    pub fn new(fd: RawFd, buf: B) -> Send<B> {
-        Send { fd, buf }
+    pub fn new(fd: SharedFd, buf: B, rescue: Option<Rc<WriteRescue>>) -> Send<B> {
+        Send {
+            fd,
+            buf,
+            rescue,
+            orphaned: false,
+        }
     }
 
     fn len(&self) -> u32 {
@@ -27,7 +38,7 @@ impl<B: IoBuf> Send<B> {
 impl<B: IoBuf> UringOp for Send<B> {
     fn uring_entry(&mut self, _: &UringCaps) -> UringStep {
         UringStep::Submit(
-            opcode::Send::new(types::Fd(self.fd), self.buf.stable_ptr(), self.len())
+            opcode::Send::new(types::Fd(self.fd.raw()), self.buf.stable_ptr(), self.len())
                 .flags(libc::MSG_NOSIGNAL)
                 .build(),
         )
@@ -38,14 +49,15 @@ impl<B: IoBuf> EpollOp for Send<B> {
     fn epoll_try(&mut self) -> EpollStep {
         let len = self.len() as usize;
         let ptr = self.buf.stable_ptr();
-        super::nonblocking(self.fd, Interest::Write, len, || {
+        let fd = self.fd.raw();
+        super::nonblocking(self.fd.key(), Interest::Write, len, || {
             // SAFETY: `ptr` points at `len` initialised bytes by the IoBuf contract.
-            unsafe { libc::send(self.fd, ptr.cast(), len, libc::MSG_NOSIGNAL) }
+            unsafe { libc::send(fd, ptr.cast(), len, libc::MSG_NOSIGNAL) }
         })
     }
 
-    fn readiness(&self) -> Option<(RawFd, Interest)> {
-        Some((self.fd, Interest::Write))
+    fn readiness(&self) -> Option<(FdKey, Interest)> {
+        Some((self.fd.key(), Interest::Write))
     }
 }
 
@@ -54,5 +66,18 @@ impl<B: IoBuf> OpCode for Send<B> {
 
     fn complete(self, res: io::Result<u32>) -> Self::Output {
         (res.map(|n| n as usize), self.buf)
+    }
+
+    fn on_orphaned(&mut self) {
+        if let Some(r) = &self.rescue {
+            self.orphaned = true;
+            r.orphaned();
+        }
+    }
+
+    fn finish_orphaned(self, res: io::Result<u32>) {
+        if let (Some(rescue), true) = (&self.rescue, self.orphaned) {
+            rescue.answered(res);
+        }
     }
 }

@@ -1,20 +1,21 @@
 //! Shut down one or both directions of a socket.
 use std::io;
-use std::os::fd::RawFd;
+
+use super::SharedFd;
 
 use io_uring::{opcode, types};
 
-use super::{EpollOp, EpollStep, OpCode, UringCaps, UringOp, UringStep};
+use crate::driver::{EpollOp, EpollStep, OpCode, UringCaps, UringOp, UringStep};
 
 /// `shutdown(2)`; on io_uring an IORING_OP_SHUTDOWN where the kernel has it (5.11), else the
 /// plain syscall, which never blocks.
 pub(crate) struct Shutdown {
-    fd: RawFd,
+    fd: SharedFd,
     how: i32,
 }
 
 impl Shutdown {
-    pub fn new(fd: RawFd, how: std::net::Shutdown) -> Shutdown {
+    pub fn new(fd: SharedFd, how: std::net::Shutdown) -> Shutdown {
         let how = match how {
             std::net::Shutdown::Read => libc::SHUT_RD,
             std::net::Shutdown::Write => libc::SHUT_WR,
@@ -24,14 +25,14 @@ impl Shutdown {
     }
 
     fn syscall(&self) -> io::Result<u32> {
-        crate::sys::syscall!(shutdown(self.fd, self.how)).map(|_| 0)
+        crate::sys::syscall!(shutdown(self.fd.raw(), self.how)).map(|_| 0)
     }
 }
 
 impl UringOp for Shutdown {
     fn uring_entry(&mut self, caps: &UringCaps) -> UringStep {
         if caps.shutdown {
-            UringStep::Submit(opcode::Shutdown::new(types::Fd(self.fd), self.how).build())
+            UringStep::Submit(opcode::Shutdown::new(types::Fd(self.fd.raw()), self.how).build())
         } else {
             UringStep::Done(self.syscall())
         }

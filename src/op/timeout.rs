@@ -1,12 +1,12 @@
 //! A timer in the kernel.
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::time::Duration;
 
 use io_uring::{opcode, types};
 
-use super::{EpollOp, EpollStep, Interest, OpCode, UringCaps, UringOp, UringStep};
-use crate::driver::DriverFd;
+use super::SharedFd;
+use crate::driver::{EpollOp, EpollStep, Interest, OpCode, UringCaps, UringOp, UringStep};
 
 /// Fires after `duration`. io_uring: IORING_OP_TIMEOUT (its -ETIME is success); epoll: a
 /// one-shot timerfd, waited for as readable.
@@ -14,7 +14,7 @@ pub(crate) struct Timeout {
     duration: Duration,
     /// Read by the kernel; boxed so it does not move while the timeout is in flight.
     ts: Box<types::Timespec>,
-    timerfd: Option<DriverFd>,
+    timerfd: Option<SharedFd>,
 }
 
 impl Timeout {
@@ -29,13 +29,13 @@ impl Timeout {
         }
     }
 
-    fn arm_timerfd(&mut self) -> io::Result<DriverFd> {
+    fn arm_timerfd(&mut self) -> io::Result<SharedFd> {
         let fd = crate::sys::syscall!(timerfd_create(
             libc::CLOCK_MONOTONIC,
             libc::TFD_NONBLOCK | libc::TFD_CLOEXEC
         ))?;
         // SAFETY: timerfd_create just returned this fd and nothing else owns it.
-        let fd = DriverFd::new(unsafe { OwnedFd::from_raw_fd(fd) });
+        let fd = SharedFd::new(unsafe { OwnedFd::from_raw_fd(fd) });
         // A zero it_value would disarm the timer; one nanosecond fires at once instead.
         let d = self.duration.max(Duration::from_nanos(1));
         let spec = libc::itimerspec {
@@ -48,12 +48,7 @@ impl Timeout {
                 tv_nsec: d.subsec_nanos() as libc::c_long,
             },
         };
-        crate::sys::syscall!(timerfd_settime(
-            fd.as_raw_fd(),
-            0,
-            &spec,
-            std::ptr::null_mut()
-        ))?;
+        crate::sys::syscall!(timerfd_settime(fd.raw(), 0, &spec, std::ptr::null_mut()))?;
         Ok(fd)
     }
 }
@@ -72,9 +67,12 @@ impl EpollOp for Timeout {
                 Err(e) => return EpollStep::Done(Err(e)),
             }
         }
-        let fd = self.timerfd.as_ref().map(|f| f.as_raw_fd()).unwrap_or(-1);
+        let Some(key) = self.timerfd.as_ref().map(SharedFd::key) else {
+            return EpollStep::Done(Err(io::Error::from_raw_os_error(libc::EBADF)));
+        };
+        let fd = key.fd;
         let mut expirations: u64 = 0;
-        super::nonblocking(fd, Interest::Read, 0, || {
+        super::nonblocking(key, Interest::Read, 0, || {
             // SAFETY: reads 8 bytes into a live u64.
             unsafe { libc::read(fd, (&mut expirations as *mut u64).cast(), 8) }
         })

@@ -160,7 +160,7 @@ impl Runtime {
     /// Op slots of the `block_on` core still occupied: in flight, or orphaned and waiting for
     /// their completion.
     pub fn live_ops(&self) -> usize {
-        self.core.driver.borrow().live_ops()
+        self.core.ctx.driver.borrow().live_ops()
     }
 
     /// A snapshot of the `block_on` core's counters.

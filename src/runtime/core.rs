@@ -22,8 +22,12 @@ use slab::Slab;
 use super::shutdown::ShutdownState;
 use super::task::{Shared, TaskSlot, TaskWaker, ROOT_KEY};
 use super::{Enter, JoinError, RuntimeStats};
-use crate::driver::{self, BackendInfo, Driver, DriverConfig, Ready};
-use crate::time::Timers;
+use crate::context::CoreContext;
+use crate::driver::{self, BackendInfo, DriverConfig, Ready};
+
+/// How long `block_on` waits, at most, for the kernel to answer the cancels of dropped ops
+/// before it returns anyway (they stay in the op table, answered on a later turn).
+const SETTLE_LIMIT: Duration = Duration::from_secs(10);
 
 /// The cores that run together (one for a plain runtime, `n` inside [`Runtime::run`]).
 ///
@@ -42,10 +46,10 @@ pub(crate) enum RootMode {
 }
 
 pub(crate) struct Core {
-    pub driver: Rc<RefCell<Driver>>,
+    /// What the layers below the runtime see of this core: driver, timers, shutdown signal.
+    pub ctx: Rc<CoreContext>,
     pub tasks: RefCell<Slab<TaskSlot>>,
     pub run_queue: RefCell<VecDeque<Arc<TaskWaker>>>,
-    pub timers: Rc<RefCell<Timers>>,
     pub shared: Arc<Shared>,
     pub info: BackendInfo,
     pub stats: RefCell<RuntimeStats>,
@@ -53,10 +57,6 @@ pub(crate) struct Core {
     pub index: usize,
     pub set: Arc<CoreSet>,
     pub shutdown: Arc<ShutdownState>,
-    /// When this core saw the shutdown request: the drain deadline. Tasks waiting in
-    /// `shutdown_requested()` (and accepts) are in `shutdown_waiters`.
-    pub shutdown_deadline: Cell<Option<Instant>>,
-    pub shutdown_waiters: RefCell<Slab<Waker>>,
     root_woken: Cell<bool>,
     root_waker: Arc<TaskWaker>,
     closed: Cell<bool>,
@@ -81,18 +81,15 @@ impl Core {
             scheduled: AtomicBool::new(false),
         });
         Ok(Core {
-            driver: Rc::new(RefCell::new(driver)),
+            ctx: Rc::new(CoreContext::new(driver)),
             tasks: RefCell::new(Slab::new()),
             run_queue: RefCell::new(VecDeque::new()),
-            timers: Rc::new(RefCell::new(Timers::default())),
             shared,
             info,
             stats: RefCell::new(RuntimeStats::default()),
             index,
             set,
             shutdown,
-            shutdown_deadline: Cell::new(None),
-            shutdown_waiters: RefCell::new(Slab::new()),
             root_woken: Cell::new(false),
             root_waker,
             closed: Cell::new(false),
@@ -103,7 +100,7 @@ impl Core {
     pub fn stats(&self) -> RuntimeStats {
         let mut s = *self.stats.borrow();
         s.tasks_alive = self.tasks.borrow().len() as u64;
-        s.driver = self.driver.borrow().stats();
+        s.driver = self.ctx.driver.borrow().stats();
         s
     }
 
@@ -137,6 +134,7 @@ impl Core {
                 match mode {
                     RootMode::BlockOn => {
                         if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                            self.settle_orphans();
                             return Ok(out);
                         }
                     }
@@ -154,18 +152,20 @@ impl Core {
             // A `Run` core ends with its root, unless shutting down: then it drains its
             // other tasks first, up to the deadline. (The root may itself just have asked for
             // shutdown: look at the shared state before deciding.)
-            if output.is_some() && self.shutdown_deadline.get().is_none() {
+            if output.is_some() && self.ctx.shutdown.deadline.get().is_none() {
                 if let Some(deadline) = self.shutdown.deadline() {
                     self.begin_shutdown(deadline);
                 }
             }
             let draining =
-                self.shutdown_deadline.get().is_some() && !self.tasks.borrow().is_empty();
+                self.ctx.shutdown.deadline.get().is_some() && !self.tasks.borrow().is_empty();
             if let Some(out) = output.take_if(|_| !draining) {
                 return out;
             }
             let deadline_passed = self
-                .shutdown_deadline
+                .ctx
+                .shutdown
+                .deadline
                 .get()
                 .is_some_and(|d| Instant::now() >= d);
             if mode == RootMode::Run && deadline_passed {
@@ -175,7 +175,7 @@ impl Core {
             self.take_inbox();
             let timeout = self.park_timeout(output.is_some());
             {
-                let mut driver = self.driver.borrow_mut();
+                let mut driver = self.ctx.driver.borrow_mut();
                 if let Err(e) = driver.park(timeout) {
                     panic!("corering: the {} driver failed to wait: {e}", driver.kind());
                 }
@@ -183,6 +183,26 @@ impl Core {
             }
             ready.run();
             self.fire_timers();
+        }
+    }
+
+    /// Enters the kernel until every op whose future was dropped has been answered (bounded
+    /// by [`SETTLE_LIMIT`]), so that `block_on` returns with no cancelled work of its own still
+    /// running in the kernel: a cancelled send stops, a dropped stream's fd is closed.
+    fn settle_orphans(&self) {
+        let deadline = Instant::now() + SETTLE_LIMIT;
+        let mut ready = Ready::default();
+        loop {
+            let more = {
+                let mut driver = self.ctx.driver.borrow_mut();
+                let more = driver.settle_step(deadline);
+                driver.take_ready(&mut ready);
+                more
+            };
+            ready.run();
+            if !matches!(more, Ok(true)) || Instant::now() >= deadline {
+                return;
+            }
         }
     }
 
@@ -194,8 +214,8 @@ impl Core {
         if busy {
             return Some(Duration::ZERO);
         }
-        let timer = self.timers.borrow().next_deadline();
-        let deadline = match (timer, self.shutdown_deadline.get()) {
+        let timer = self.ctx.timers.borrow().next_deadline();
+        let deadline = match (timer, self.ctx.shutdown.deadline.get()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
@@ -279,7 +299,7 @@ impl Core {
             // its handle reports it, and the core goes on.
             let _ = panic::catch_unwind(AssertUnwindSafe(job));
         }
-        if self.shutdown_deadline.get().is_none() {
+        if self.ctx.shutdown.deadline.get().is_none() {
             if let Some(deadline) = self.shutdown.deadline() {
                 self.begin_shutdown(deadline);
             }
@@ -287,16 +307,12 @@ impl Core {
     }
 
     fn begin_shutdown(&self, deadline: Instant) {
-        self.shutdown_deadline.set(Some(deadline));
-        let waiters: Vec<Waker> = self.shutdown_waiters.borrow_mut().drain().collect();
-        for w in waiters {
-            w.wake();
-        }
+        self.ctx.shutdown.begin(deadline);
     }
 
     fn fire_timers(&self) {
         let mut due = Vec::new();
-        self.timers.borrow_mut().fire(Instant::now(), &mut due);
+        self.ctx.timers.borrow_mut().fire(Instant::now(), &mut due);
         for w in due {
             w.wake();
         }
@@ -331,14 +347,14 @@ impl Core {
         }
         let mut ready = Ready::default();
         {
-            let mut driver = self.driver.borrow_mut();
+            let mut driver = self.ctx.driver.borrow_mut();
             driver.shutdown();
             driver.take_ready(&mut ready);
         }
         ready.run();
         self.run_queue.borrow_mut().clear();
-        self.timers.borrow_mut().clear();
-        self.shutdown_waiters.borrow_mut().clear();
+        self.ctx.timers.borrow_mut().clear();
+        self.ctx.shutdown.waiters.borrow_mut().clear();
         self.shutdown.unregister(&self.shared);
     }
 }

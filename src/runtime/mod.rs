@@ -16,12 +16,11 @@ mod shutdown;
 mod signals;
 mod task;
 
+pub use crate::context::{is_shutting_down, shutdown_requested, ShutdownRequested, ShuttingDown};
 pub use builder::{Builder, Runtime};
 pub use remote::{spawn_on, RemoteJoinHandle};
 pub use run::CoreReport;
-pub use shutdown::{
-    is_shutting_down, shutdown_requested, ShutdownHandle, ShutdownRequested, ShuttingDown,
-};
+pub use shutdown::ShutdownHandle;
 pub use task::{yield_now, JoinError, JoinHandle};
 
 use std::cell::{Cell, RefCell};
@@ -30,8 +29,8 @@ use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use self::core::Core;
-use crate::driver::{BackendKind, Driver, DriverStats};
-use crate::time::Timers;
+use crate::context::EnterContext;
+use crate::driver::{BackendKind, DriverStats};
 
 /// Counters of one core (a snapshot from [`Runtime::stats`], [`stats`] or a [`CoreReport`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -73,33 +72,24 @@ fn current() -> Rc<Core> {
     CURRENT.with(|c| c.borrow().clone()).expect(OUTSIDE)
 }
 
-/// The current core's driver. Panics outside a runtime.
-pub(crate) fn current_driver() -> Rc<RefCell<Driver>> {
-    with_current(|c| c.driver.clone()).expect(OUTSIDE)
-}
-
-/// Whether sockets made now must be non-blocking (the current backend is epoll). Panics
-/// outside a runtime.
-pub(crate) fn current_wants_nonblocking() -> bool {
-    with_current(|c| c.driver.borrow().nonblocking_sockets()).expect(OUTSIDE)
-}
-
-/// The current core's timers. Panics outside a runtime.
-pub(crate) fn current_timers() -> Rc<RefCell<Timers>> {
-    with_current(|c| c.timers.clone()).expect(OUTSIDE)
-}
-
 /// Makes `core` the thread's current core until dropped.
 pub(crate) struct Enter {
     prev: Option<Rc<Core>>,
     prev_id: Option<u64>,
+    /// Restored after the fields above (fields drop in order).
+    _ctx: EnterContext,
 }
 
 impl Enter {
     pub(crate) fn new(core: &Rc<Core>) -> Enter {
+        let ctx = EnterContext::new(&core.ctx);
         let prev = CURRENT.with(|c| c.borrow_mut().replace(core.clone()));
         let prev_id = CURRENT_ID.with(|c| c.replace(Some(core.shared.id)));
-        Enter { prev, prev_id }
+        Enter {
+            prev,
+            prev_id,
+            _ctx: ctx,
+        }
     }
 }
 

@@ -12,10 +12,6 @@
 //! assert!(r.is_err());
 //! # });
 //! ```
-mod timers;
-
-pub(crate) use timers::Timers;
-
 use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
@@ -24,7 +20,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use timers::TimerKey;
+use crate::context::{TimerKey, Timers};
 
 /// Waits for `duration`.
 pub fn sleep(duration: Duration) -> Sleep {
@@ -77,7 +73,7 @@ impl Future for Sleep {
         match &this.entry {
             Some((timers, key)) => timers.borrow_mut().set_waker(*key, cx.waker()),
             None => {
-                let timers = crate::runtime::current_timers();
+                let timers = crate::context::current_timers();
                 let key = timers
                     .borrow_mut()
                     .insert(this.deadline, cx.waker().clone());

@@ -181,7 +181,7 @@ impl ReusePort {
 }
 
 /// Echoes until EOF or an error; returns the number of bytes echoed.
-pub async fn echo_stream(stream: TcpStream) -> usize {
+pub async fn echo_stream(mut stream: TcpStream) -> usize {
     let mut buf = Vec::with_capacity(4096);
     let mut total = 0;
     loop {

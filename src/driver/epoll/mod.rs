@@ -1,7 +1,7 @@
 //! The readiness backend: one epoll instance per core, the model of Go's netpoller.
 //!
-//! Every fd is non-blocking and registered once, edge-triggered, for
-//! IN | OUT | RDHUP. An op tries its syscall; on EAGAIN its slot is filed as a waiter on the
+//! Every fd is non-blocking and registered once per open file, edge-triggered, for
+//! IN | OUT | RDHUP | PRI. An op tries its syscall; on EAGAIN its slot is filed as a waiter on the
 //! fd's read or write side and the task parks. An edge wakes every waiter of that side (errors
 //! and hang-ups wake both), and each retries its syscall.
 //!
@@ -13,40 +13,40 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::{DriverStats, Leftover, OpSlot, Ready, WAKE_TOKEN};
-use crate::op::slot::OpTable;
-use crate::op::{EpollStep, Interest, OpCode};
+use super::slots::OpTable;
+use super::{DriverStats, EpollStep, FdKey, Interest, Leftover, OpCode, OpSlot, Ready, WAKE_TOKEN};
 use crate::sys::syscall;
 
 /// How many events one `epoll_wait` returns at most.
 const EVENTS: usize = 1024;
 
-/// Waiters of one fd, indexed by the fd number.
+/// One side (read or write) of a registered fd.
 #[derive(Default)]
-struct FdState {
-    registered: bool,
-    /// Whether a side may have something for us. Cleared when a syscall on that side says
-    /// EAGAIN or moves fewer bytes than asked (drained); set by an edge. While cleared, a new
-    /// op on that side parks without trying its syscall first, which would only say EAGAIN.
-    /// Sound for the same reason as the rest: edges after the clearing syscall stay queued in
-    /// the kernel until our next `epoll_wait`.
-    read_drained: bool,
-    write_drained: bool,
-    /// An edge reported a hang-up or error (RDHUP, HUP, ERR). That state persists without
-    /// new edges (an EOF behind the last short read raises none), so from then on every op
-    /// tries its syscall.
-    hung_up: bool,
-    readers: Vec<usize>,
-    writers: Vec<usize>,
+struct Side {
+    /// Cleared when a syscall on this side says EAGAIN or moves fewer bytes than asked
+    /// (drained); set by an edge. While set, a new op on this side parks without trying its
+    /// syscall first, which would only say EAGAIN. Sound for the same reason as the rest:
+    /// edges after the clearing syscall stay queued in the kernel until our next `epoll_wait`.
+    drained: bool,
+    /// Slots of the ops parked on this side.
+    waiters: Vec<usize>,
 }
 
-impl FdState {
-    fn drained(&mut self, interest: Interest) -> &mut bool {
-        match interest {
-            Interest::Read => &mut self.read_drained,
-            Interest::Write => &mut self.write_drained,
-        }
-    }
+/// The registration of one fd number, indexed by the number.
+#[derive(Default)]
+struct FdState {
+    /// The identity of the open file registered under this number; 0: none. A number whose
+    /// file was closed (the kernel drops its registration then) or that is used on another
+    /// runtime's epoll is registered again when an op brings a different identity.
+    id: u64,
+    /// `[read, write]`, indexed by `Interest`.
+    sides: [Side; 2],
+    /// A short count may no longer mean "drained" on this fd: an edge reported a hang-up or
+    /// an error (RDHUP, HUP, ERR: that state persists and raises no new edges, e.g. an EOF
+    /// behind the last short read), or urgent data (PRI: TCP stops a read short at the urgent
+    /// mark with more data queued behind it). From then on every op tries its syscall, so a
+    /// peer can cost its own connection the saved syscall, never stall it.
+    no_skip: bool,
 }
 
 pub(crate) struct EpollDriver {
@@ -68,6 +68,7 @@ impl EpollDriver {
             events: (libc::EPOLLIN | libc::EPOLLET) as u32,
             u64: WAKE_TOKEN,
         };
+        // SAFETY: `ev` is a live epoll_event for the duration of the call.
         syscall!(epoll_ctl(
             epfd.as_raw_fd(),
             libc::EPOLL_CTL_ADD,
@@ -92,124 +93,167 @@ impl EpollDriver {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<u32>> {
         match slot.index {
-            // Still parked: no readiness since the last attempt, so no new attempt.
-            Some(index) => match self.ops.poll(index, cx.waker()) {
+            // Parked: retry only once readiness (res 0) or a cancel (-errno) arrived.
+            Some(index) => match self.ops.poll_keep(index, cx.waker()) {
                 Poll::Pending => return Poll::Pending,
-                Poll::Ready(_) => slot.index = None,
+                Poll::Ready((res, _)) if res < 0 => {
+                    self.finish(slot);
+                    return Poll::Ready(Err(io::Error::from_raw_os_error(-res)));
+                }
+                Poll::Ready(_) => {}
             },
             None => self.stats.ops_submitted += 1,
         }
-        // A fresh op on a side known to be drained parks straight away.
-        let skip = slot.index.is_none()
-            && op.readiness().is_some_and(|(fd, interest)| {
-                self.fds
-                    .get_mut(fd as usize)
-                    .is_some_and(|st| st.registered && !st.hung_up && *st.drained(interest))
-            });
-        let step = if skip {
-            let (fd, interest) = op.readiness().expect("checked above");
-            EpollStep::Wait(fd, interest)
-        } else {
-            self.stats.io_syscalls += 1;
-            op.epoll_try()
+        let step = match op.readiness() {
+            Some((key, interest)) if slot.index.is_none() && self.known_drained(key, interest) => {
+                EpollStep::Wait(key, interest)
+            }
+            _ => {
+                self.stats.io_syscalls += 1;
+                op.epoll_try()
+            }
         };
         match step {
             EpollStep::Done(res) => {
-                self.stats.ops_completed += 1;
+                self.finish(slot);
                 Poll::Ready(res)
             }
-            EpollStep::Drained(n, fd, interest) => {
-                if let Some(st) = self.fds.get_mut(fd as usize) {
-                    *st.drained(interest) = true;
+            EpollStep::Drained(n, key, interest) => {
+                if let Some(st) = self.state_of(key) {
+                    st.sides[interest as usize].drained = true;
                 }
-                self.stats.ops_completed += 1;
+                self.finish(slot);
                 Poll::Ready(Ok(n))
             }
-            EpollStep::Wait(fd, interest) => {
-                if let Err(e) = self.register(fd) {
-                    self.stats.ops_completed += 1;
+            EpollStep::Wait(key, interest) => {
+                if let Err(e) = self.register(key) {
+                    self.finish(slot);
                     return Poll::Ready(Err(e));
                 }
-                let index = self.ops.insert(cx.waker());
-                let state = &mut self.fds[fd as usize];
-                *state.drained(interest) = true;
-                match interest {
-                    Interest::Read => state.readers.push(index),
-                    Interest::Write => state.writers.push(index),
-                }
-                *slot = OpSlot {
-                    index: Some(index),
-                    fd,
-                    interest,
+                let index = match slot.index {
+                    Some(index) => {
+                        self.ops.rearm(index, cx.waker());
+                        index
+                    }
+                    None => self.ops.insert(cx.waker()),
                 };
+                let side = &mut self.fds[key.fd as usize].sides[interest as usize];
+                side.drained = true;
+                side.waiters.push(index);
+                slot.index = Some(index);
+                slot.parked = Some((key, interest));
                 Poll::Pending
             }
         }
     }
 
-    pub fn drop_op<T: OpCode>(&mut self, slot: &mut OpSlot, data: T) -> Leftover<T> {
-        if let Some(index) = slot.index.take() {
-            // Nothing is in the kernel: unfile the waiter and free everything now.
-            if let Some(state) = self.fds.get_mut(slot.fd as usize) {
-                let list = match slot.interest {
-                    Interest::Read => &mut state.readers,
-                    Interest::Write => &mut state.writers,
-                };
-                list.retain(|&i| i != index);
+    /// Whether a fresh op on this side may park without trying its syscall.
+    fn known_drained(&self, key: FdKey, interest: Interest) -> bool {
+        self.fds
+            .get(key.fd as usize)
+            .is_some_and(|st| st.id == key.id && !st.no_skip && st.sides[interest as usize].drained)
+    }
+
+    /// The registration of `key`'s file, if it is the one registered under its number.
+    fn state_of(&mut self, key: FdKey) -> Option<&mut FdState> {
+        self.fds
+            .get_mut(key.fd as usize)
+            .filter(|st| st.id == key.id)
+    }
+
+    /// The op in `slot` is over: unfile its waiter, free its slot, count it.
+    fn finish(&mut self, slot: &mut OpSlot) {
+        self.stats.ops_completed += 1;
+        let Some(index) = slot.index.take() else {
+            return;
+        };
+        if let Some((key, interest)) = slot.parked.take() {
+            if let Some(st) = self.state_of(key) {
+                st.sides[interest as usize].waiters.retain(|&i| i != index);
             }
-            self.ops.remove(index);
-            // Counted as completed (cancelled), so that submitted == completed once idle.
-            self.stats.ops_completed += 1;
+        }
+        self.ops.remove(index);
+    }
+
+    pub fn drop_op<T: OpCode>(&mut self, slot: &mut OpSlot, data: T) -> Leftover<T> {
+        if slot.index.is_some() {
+            // Nothing is in the kernel: unfile the waiter and free everything now. Counted as
+            // completed (cancelled), so that submitted == completed once idle.
+            self.finish(slot);
         }
         Leftover::Data(data)
     }
 
-    /// Registers `fd` once, edge-triggered, for both directions.
-    fn register(&mut self, fd: RawFd) -> io::Result<()> {
-        let i = usize::try_from(fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
+    /// A cancel scope ends a parked op: it completes with `-ECANCELED` (nothing is in the
+    /// kernel, so nothing was transferred); the future unfiles it when it takes the result.
+    pub fn cancel_op(&mut self, index: usize) {
+        if self.ops.is_waiting(index) {
+            self.ready
+                .push(self.ops.complete(index, -libc::ECANCELED, 0));
+        }
+    }
+
+    /// Registers `key`'s file under its number, edge-triggered, for both directions, urgent
+    /// data and hang-ups; once per file (a new identity under the same number registers anew).
+    fn register(&mut self, key: FdKey) -> io::Result<()> {
+        let i = usize::try_from(key.fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
         if i >= self.fds.len() {
             self.fds.resize_with(i + 1, FdState::default);
         }
-        if self.fds[i].registered {
+        if self.fds[i].id == key.id {
             return Ok(());
         }
-        let events = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
+        let events =
+            libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLPRI | libc::EPOLLET;
         let mut ev = libc::epoll_event {
             events: events as u32,
-            u64: fd as u64,
+            u64: key.fd as u64,
         };
-        match syscall!(epoll_ctl(
-            self.epfd.as_raw_fd(),
-            libc::EPOLL_CTL_ADD,
-            fd,
-            &mut ev
-        )) {
+        let epfd = self.epfd.as_raw_fd();
+        // SAFETY: `ev` is a live epoll_event for the duration of the call.
+        match syscall!(epoll_ctl(epfd, libc::EPOLL_CTL_ADD, key.fd, &mut ev)) {
             Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+            // Still registered from an earlier owner of the same open file (a raw fd handed
+            // back in): refresh the registration, which also re-arms its edges.
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+                // SAFETY: as above.
+                syscall!(epoll_ctl(epfd, libc::EPOLL_CTL_MOD, key.fd, &mut ev))?;
+            }
             Err(e) => return Err(e),
         }
-        self.fds[i].registered = true;
+        let stale = std::mem::replace(
+            &mut self.fds[i],
+            FdState {
+                id: key.id,
+                ..FdState::default()
+            },
+        );
+        self.wake_all(stale);
         Ok(())
     }
 
-    /// `fd` is about to be closed: unregister it and wake its waiters (their retry fails).
-    pub fn forget_fd(&mut self, fd: RawFd) {
-        let Some(state) = usize::try_from(fd).ok().and_then(|i| self.fds.get_mut(i)) else {
+    /// `key`'s file is about to be closed or handed out: unregister it and wake its waiters
+    /// (there are none while ops hold the fd handle; this is belt and braces).
+    pub fn forget_fd(&mut self, key: FdKey) {
+        let Some(state) = self.state_of(key) else {
             return;
         };
         let state = std::mem::take(state);
-        if state.registered {
-            // SAFETY: a plain epoll_ctl on fds we hold; DEL takes no event argument.
-            let _ = unsafe {
-                libc::epoll_ctl(
-                    self.epfd.as_raw_fd(),
-                    libc::EPOLL_CTL_DEL,
-                    fd,
-                    std::ptr::null_mut(),
-                )
-            };
-        }
-        for index in state.readers.into_iter().chain(state.writers) {
+        // SAFETY: a plain epoll_ctl on fds we hold; DEL takes no event argument.
+        let _ = unsafe {
+            libc::epoll_ctl(
+                self.epfd.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                key.fd,
+                std::ptr::null_mut(),
+            )
+        };
+        self.wake_all(state);
+    }
+
+    fn wake_all(&mut self, state: FdState) {
+        let [read, write] = state.sides;
+        for index in read.waiters.into_iter().chain(write.waiters) {
             self.ready.push(self.ops.complete(index, 0, 0));
         }
     }
@@ -240,39 +284,41 @@ impl EpollDriver {
         }
         for i in 0..n as usize {
             let ev = self.events[i];
-            let (flags, token) = (ev.events as i32, ev.u64);
-            if token == WAKE_TOKEN {
+            if ev.u64 == WAKE_TOKEN {
                 drain_eventfd(self.wake_fd);
-                continue;
-            }
-            let Some(state) = self.fds.get_mut(token as usize) else {
-                continue;
-            };
-            let broken = flags & (libc::EPOLLERR | libc::EPOLLHUP) != 0;
-            if broken || flags & libc::EPOLLRDHUP != 0 {
-                state.hung_up = true;
-            }
-            if broken || flags & (libc::EPOLLIN | libc::EPOLLRDHUP) != 0 {
-                state.read_drained = false;
-                for index in state.readers.drain(..) {
-                    self.ready.push(self.ops.complete(index, 0, 0));
-                }
-            }
-            if broken || flags & libc::EPOLLOUT != 0 {
-                state.write_drained = false;
-                for index in state.writers.drain(..) {
-                    self.ready.push(self.ops.complete(index, 0, 0));
-                }
+            } else {
+                self.edge(ev.u64 as usize, ev.events as i32);
             }
         }
         Ok(())
     }
 
+    /// An edge on fd number `fd`: wake the waiters of the sides it concerns.
+    fn edge(&mut self, fd: usize, flags: i32) {
+        let Some(state) = self.fds.get_mut(fd).filter(|st| st.id != 0) else {
+            return;
+        };
+        let broken = flags & (libc::EPOLLERR | libc::EPOLLHUP) != 0;
+        if broken || flags & (libc::EPOLLRDHUP | libc::EPOLLPRI) != 0 {
+            state.no_skip = true;
+        }
+        let readable = libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI;
+        for (side, bits) in state.sides.iter_mut().zip([readable, libc::EPOLLOUT]) {
+            if broken || flags & bits != 0 {
+                side.drained = false;
+                for index in side.waiters.drain(..) {
+                    self.ready.push(self.ops.complete(index, 0, 0));
+                }
+            }
+        }
+    }
+
     /// Nothing is in the kernel on epoll: waiters simply stop waiting.
     pub fn shutdown(&mut self) {
         for state in &mut self.fds {
-            state.readers.clear();
-            state.writers.clear();
+            for side in &mut state.sides {
+                side.waiters.clear();
+            }
         }
     }
 }

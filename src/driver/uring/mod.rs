@@ -13,13 +13,20 @@ use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
-use super::{DriverStats, Leftover, OpSlot, Ready, CANCEL_TOKEN, TIMEOUT_TOKEN, WAKE_TOKEN};
-use crate::op::slot::{OnDrop, OpTable};
-use crate::op::{OpCode, UringCaps, UringStep};
+use super::slots::{OnDrop, OpTable};
+use super::{
+    DriverStats, Leftover, OpCode, OpSlot, Ready, UringCaps, UringStep, CANCEL_TOKEN,
+    TIMEOUT_TOKEN, WAKE_TOKEN,
+};
 use crate::sys::cqe_result;
 
 /// `IORING_ENTER_GETEVENTS`: wait for (and, with DEFER_TASKRUN, run) completions.
 const ENTER_GETEVENTS: u32 = 1;
+
+/// While tasks keep the core busy, a zero-timeout turn that has nothing to submit still enters
+/// the kernel at least this often, so completions the kernel holds (task work on COOP_TASKRUN
+/// rings, an overflow list) are never starved by a task that keeps yielding.
+const ENTER_AT_LEAST_EVERY: u32 = 32;
 
 /// How long shutdown waits for cancelled ops to answer before it gives up and leaks them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -41,8 +48,10 @@ pub(crate) struct UringDriver {
     /// The timespec of the park TIMEOUT entry (kernels without EXT_ARG). The kernel copies it
     /// when the entry is prepared, inside the enter that submits it.
     park_ts: Box<types::Timespec>,
-    /// Completions the kernel reported as overflowed so far (to count new ones).
-    last_overflow: u32,
+    /// Completions the kernel reported as dropped so far (to count new ones).
+    last_dropped: u32,
+    /// Zero-timeout turns since the last enter.
+    turns_without_enter: u32,
     /// When the driver has leaked its ring (shutdown could not drain it), nothing more is done.
     leaked: bool,
 }
@@ -70,7 +79,8 @@ impl UringDriver {
             wake_fd,
             wake_armed: false,
             park_ts: Box::new(types::Timespec::new()),
-            last_overflow: 0,
+            last_dropped: 0,
+            turns_without_enter: 0,
             leaked: false,
         })
     }
@@ -116,19 +126,31 @@ impl UringDriver {
         match self.ops.orphan(index, Box::new(data)) {
             OnDrop::AlreadyDone(resources, res) => Leftover::Finish(resources, res),
             OnDrop::Orphaned => {
-                // Entries still in the submission queue (the op's own among them, perhaps)
-                // have not reached the kernel, which looks their fd up only then: if the
-                // caller closes the fd next and the number is reused, the op would act on
-                // another file. Submit them, with the cancel, now; otherwise the cancel can
-                // wait for the next turn.
-                let unsubmitted = !self.ring.submission().is_empty();
+                // The cancel goes out with the next enter: the op holds its fd handle, so the
+                // fd number cannot be closed and reused before the op's completion arrives,
+                // and `block_on` enters the kernel until every orphan has been answered.
                 self.cancel(index);
-                if unsubmitted {
-                    let _ = self.enter(0, None);
-                }
                 Leftover::None
             }
         }
+    }
+
+    /// A cancel scope ends the op in `index` early: its own completion answers its future.
+    pub fn cancel_op(&mut self, index: usize) {
+        if !self.leaked && self.ops.is_waiting(index) {
+            self.cancel(index);
+        }
+    }
+
+    /// One turn towards every orphaned op answered, waiting until `deadline` at most.
+    /// Returns whether any are left.
+    pub fn settle_step(&mut self, deadline: Instant) -> io::Result<bool> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if self.leaked || self.ops.orphaned() == 0 || left.is_zero() {
+            return Ok(!self.leaked && self.ops.orphaned() > 0);
+        }
+        self.park(Some(left.min(Duration::from_millis(100))))?;
+        Ok(self.ops.orphaned() > 0)
     }
 
     /// Queues an ASYNC_CANCEL for the op in `index`. If it cannot be queued the op simply runs
@@ -155,6 +177,7 @@ impl UringDriver {
     /// One `io_uring_enter`: submits what is queued and waits for `want` completions (bounded
     /// by `timeout` when given with EXT_ARG). Transient errors are handled here.
     fn enter(&mut self, want: u32, timeout: Option<Duration>) -> io::Result<()> {
+        self.turns_without_enter = 0;
         loop {
             self.stats.waits += 1;
             let submitter = self.ring.submitter();
@@ -208,7 +231,7 @@ impl UringDriver {
         let mut n = 0;
         let mut cq = self.ring.completion();
         cq.sync();
-        let overflow = cq.overflow();
+        let dropped = cq.overflow();
         for cqe in &mut cq {
             n += 1;
             handle_cqe(
@@ -220,9 +243,9 @@ impl UringDriver {
                 self.wake_fd,
             );
         }
-        if overflow != self.last_overflow {
-            self.stats.cq_overflows += u64::from(overflow.wrapping_sub(self.last_overflow));
-            self.last_overflow = overflow;
+        if dropped != self.last_dropped {
+            self.stats.cq_dropped += u64::from(dropped.wrapping_sub(self.last_dropped));
+            self.last_dropped = dropped;
         }
         n
     }
@@ -242,8 +265,19 @@ impl UringDriver {
     fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         match timeout {
             Some(d) if d.is_zero() => {
-                let queued = !self.ring.submission().is_empty();
-                if queued || self.defer_taskrun {
+                // Without DEFER_TASKRUN completions reach the ring by themselves, except those
+                // the kernel holds back: an overflow list (CQ full) and, on COOP_TASKRUN rings,
+                // pending task work. Both need an enter; so does a periodic turn.
+                let sq = self.ring.submission();
+                let (queued, overflow) = (!sq.is_empty(), sq.cq_overflow());
+                let held = overflow || sq.taskrun();
+                drop(sq);
+                self.turns_without_enter += 1;
+                if queued
+                    || held
+                    || self.defer_taskrun
+                    || self.turns_without_enter >= ENTER_AT_LEAST_EVERY
+                {
                     self.enter(0, None)?;
                 }
             }
@@ -270,6 +304,9 @@ impl UringDriver {
         }
         if !self.wake_armed {
             self.arm_wake()?;
+        }
+        if self.ring.submission().cq_overflow() {
+            self.stats.cq_overflows += 1;
         }
         self.wait(timeout)?;
         self.reap();

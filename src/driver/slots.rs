@@ -6,12 +6,16 @@
 //! ```text
 //!            insert                  kernel answers
 //!   (none) ─────────▶ Waiting(waker) ───────────────▶ Completed(res, flags) ──▶ (none)
-//!                          │                                   ▲      the future takes the
-//!                          │ future dropped                    │      result and frees the slot
-//!                          ▼                                   │
-//!                    Orphaned(resources) ──── kernel answers ──┘ (resources finished and freed,
-//!                                                                 slot freed at once)
+//!                        ▲ │                                   │ ▲    the future takes the
+//!                        │ │ future dropped                    │ │    result and frees the slot
+//!                        │ ▼                                   │ │
+//!                        │ Orphaned(resources) ── answers ─────┼─┘ (resources finished and
+//!                        │                                     │    freed, slot freed at once)
+//!                        └──────────── rearm (epoll: readiness came, the retry said EAGAIN)
 //! ```
+//!
+//! An op keeps one slot index from its first poll to its end on both backends, so a cancel
+//! scope can name it by that index.
 //!
 //! A future dropped after its completion arrived but before it was polled frees the slot and
 //! finishes its resources at once. Nothing here wakes a waker or drops resources while the table
@@ -64,6 +68,8 @@ pub(crate) enum OnDrop {
 #[derive(Default)]
 pub(crate) struct OpTable {
     slots: Slab<Lifecycle>,
+    /// How many slots are `Orphaned`.
+    orphaned: usize,
 }
 
 impl OpTable {
@@ -75,6 +81,16 @@ impl OpTable {
     /// How many slots are occupied (in flight, completed-but-not-taken, or orphaned).
     pub fn len(&self) -> usize {
         self.slots.len()
+    }
+
+    /// How many ops were given up by their futures and still wait for the kernel's answer.
+    pub fn orphaned(&self) -> usize {
+        self.orphaned
+    }
+
+    /// Whether `index` is an op still waiting (not completed, not orphaned).
+    pub fn is_waiting(&self, index: usize) -> bool {
+        matches!(self.slots.get(index), Some(Lifecycle::Waiting(_)))
     }
 
     /// The indices of every op still waiting on the kernel (for cancelling at shutdown).
@@ -102,7 +118,10 @@ impl OpTable {
             }
             Lifecycle::Completed { .. } => OnComplete::Nothing,
             Lifecycle::Orphaned(_) => match self.slots.remove(index) {
-                Lifecycle::Orphaned(resources) => OnComplete::Finish(resources, res),
+                Lifecycle::Orphaned(resources) => {
+                    self.orphaned -= 1;
+                    OnComplete::Finish(resources, res)
+                }
                 _ => unreachable!("matched Orphaned above"),
             },
         }
@@ -129,11 +148,21 @@ impl OpTable {
         }
     }
 
+    /// As [`poll`](OpTable::poll), but a completed slot stays filed (as `Completed`) for the
+    /// caller to [`rearm`](OpTable::rearm) or [`remove`](OpTable::remove).
+    pub fn poll_keep(&mut self, index: usize, waker: &Waker) -> Poll<(i32, u32)> {
+        match self.slots.get_mut(index) {
+            Some(Lifecycle::Completed { res, flags }) => Poll::Ready((*res, *flags)),
+            _ => self.poll(index, waker),
+        }
+    }
+
     /// The future that owns `index` is being dropped with `resources` the kernel may still use.
     pub fn orphan(&mut self, index: usize, resources: Box<dyn Orphan>) -> OnDrop {
         match self.slots.get_mut(index) {
             Some(slot @ Lifecycle::Waiting(_)) => {
                 *slot = Lifecycle::Orphaned(resources);
+                self.orphaned += 1;
                 OnDrop::Orphaned
             }
             Some(Lifecycle::Completed { res, .. }) => {
@@ -147,10 +176,18 @@ impl OpTable {
         }
     }
 
+    /// Puts a completed slot back to waiting, keeping its index (epoll: readiness arrived but
+    /// the retried syscall said EAGAIN).
+    pub fn rearm(&mut self, index: usize, waker: &Waker) {
+        if let Some(slot @ Lifecycle::Completed { .. }) = self.slots.get_mut(index) {
+            *slot = Lifecycle::Waiting(waker.clone());
+        }
+    }
+
     /// Frees a slot whose op needs no completion (an epoll waiter given up by its future).
     pub fn remove(&mut self, index: usize) {
-        if self.slots.contains(index) {
-            self.slots.remove(index);
+        if let Some(Lifecycle::Orphaned(_)) = self.slots.try_remove(index) {
+            self.orphaned -= 1;
         }
     }
 }
@@ -294,6 +331,29 @@ mod tests {
         wake(table.complete(i, 0, 0));
         assert_eq!(first.0.load(Ordering::SeqCst), 0);
         assert_eq!(second.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn rearm_keeps_the_index_and_orphans_are_counted() {
+        let mut table = OpTable::default();
+        let (count, w) = waker();
+        let i = table.insert(&w);
+        wake(table.complete(i, 0, 0));
+        assert!(!table.is_waiting(i));
+        table.rearm(i, &w);
+        assert!(table.is_waiting(i) && table.poll(i, &w).is_pending());
+        let log = Rc::new(RefCell::new(Vec::new()));
+        assert!(matches!(
+            table.orphan(i, Box::new(Recorder(log.clone()))),
+            OnDrop::Orphaned
+        ));
+        assert_eq!(table.orphaned(), 1);
+        match table.complete(i, -libc::ECANCELED, 0) {
+            OnComplete::Finish(r, res) => r.finish(res),
+            _ => panic!("expected finish"),
+        }
+        assert_eq!((table.orphaned(), table.len()), (0, 0));
+        assert_eq!(count.0.load(Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -1,0 +1,192 @@
+//! The I/O of one side of a stream, shared by [`TcpStream`](super::TcpStream) and its halves.
+use std::fmt;
+use std::io;
+use std::rc::Rc;
+
+use crate::buf::{BufResult, IoBuf, IoBufMut};
+use crate::op::rescue::{ReadRescue, WriteRescue};
+use crate::op::{self, Op, SharedFd};
+
+/// The inner error of a `write_all` that failed after part of its buffer was written: how
+/// much went out, and why the rest did not. The outer error has the same kind.
+///
+/// ```
+/// # use corering::net::PartialWrite;
+/// let err = std::io::Error::from(std::io::ErrorKind::TimedOut);
+/// assert!(PartialWrite::of(&err).is_none()); // nothing was written
+/// ```
+#[derive(Debug)]
+pub struct PartialWrite {
+    /// Bytes of the buffer the kernel took, from its start.
+    pub written: usize,
+    /// What stopped the rest.
+    pub error: io::Error,
+}
+
+impl PartialWrite {
+    /// The partial write behind `err`, if `err` came from a `write_all` that wrote something
+    /// (`None` means nothing of the buffer was written).
+    pub fn of(err: &io::Error) -> Option<&PartialWrite> {
+        err.get_ref()?.downcast_ref()
+    }
+
+    fn error(written: usize, error: io::Error) -> io::Error {
+        if written == 0 {
+            return error;
+        }
+        io::Error::new(error.kind(), PartialWrite { written, error })
+    }
+}
+
+impl fmt::Display for PartialWrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (after {} bytes were written)",
+            self.error, self.written
+        )
+    }
+}
+
+impl std::error::Error for PartialWrite {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+/// The read side: the fd handle, and what cancelled reads left (io_uring only).
+#[derive(Debug)]
+pub(super) struct Reader {
+    pub fd: SharedFd,
+    pub rescue: Option<Rc<ReadRescue>>,
+}
+
+/// The write side: the fd handle, and what cancelled writes left (io_uring only).
+#[derive(Debug)]
+pub(super) struct Writer {
+    pub fd: SharedFd,
+    pub rescue: Option<Rc<WriteRescue>>,
+}
+
+impl Reader {
+    pub async fn read<B: IoBufMut>(&self, mut buf: B) -> BufResult<usize, B> {
+        if buf.bytes_total() == 0 {
+            let e = io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "read into a buffer with no room (Ok(0) would look like end of stream)",
+            );
+            return (Err(e), buf);
+        }
+        if let Some(rescue) = self.rescue.as_ref().filter(|r| r.is_pending()) {
+            if let Some(res) = rescue.take_into(&mut buf).await {
+                return (res, buf);
+            }
+        }
+        Op::new(op::Recv::new(self.fd.clone(), buf, self.rescue.clone())).await
+    }
+
+    pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
+        let total = buf.bytes_total();
+        let mut filled = 0;
+        let mut buf = buf;
+        while filled < total {
+            let (res, slice) = self.read(buf.slice(filled..total)).await;
+            buf = slice.into_inner();
+            match res {
+                Ok(0) => {
+                    let e = io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "end of stream before the buffer was full",
+                    );
+                    return (Err(e), buf);
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        (Ok(()), buf)
+    }
+}
+
+impl Writer {
+    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        if let Some(rescue) = &self.rescue {
+            if let Err(e) = rescue.check().await {
+                return (Err(e), buf);
+            }
+        }
+        Op::new(op::Send::new(self.fd.clone(), buf, self.rescue.clone())).await
+    }
+
+    pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        let total = buf.bytes_init();
+        let mut written = 0;
+        let mut buf = buf;
+        while written < total {
+            let (res, slice) = self.write(buf.slice(written..total)).await;
+            buf = slice.into_inner();
+            match res {
+                Ok(0) => {
+                    let e =
+                        io::Error::new(io::ErrorKind::WriteZero, "the socket accepted no bytes");
+                    return (Err(PartialWrite::error(written, e)), buf);
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return (Err(PartialWrite::error(written, e)), buf),
+            }
+        }
+        (Ok(()), buf)
+    }
+
+    pub async fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
+        Op::new(op::Shutdown::new(self.fd.clone(), how)).await
+    }
+}
+
+/// The read methods, forwarded to a `Reader` (`$reader` names it from `self`).
+macro_rules! read_methods {
+    ($($reader:tt)+) => {
+        /// Reads into `buf` (at its start, up to its capacity); `Ok(0)` is end of stream. A
+        /// buffer with no room gives `InvalidInput` at once.
+        ///
+        /// Cancel-safe: if a read's future is dropped (a `select`, `time::timeout`) after the
+        /// kernel had already received bytes into its buffer, or an error, the next read
+        /// returns those bytes, in order, then the error; nothing is lost. To cancel a read
+        /// and get its buffer back, see [`CancelExt`](crate::cancel::CancelExt).
+        pub async fn read<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
+            self.$($reader)+.read(buf).await
+        }
+
+        /// Fills `buf` up to its capacity (`bytes_total`), reading as often as needed. End of
+        /// stream first gives `UnexpectedEof`; what was read is in the buffer (its length).
+        pub async fn read_exact<B: IoBufMut>(&mut self, buf: B) -> BufResult<(), B> {
+            self.$($reader)+.read_exact(buf).await
+        }
+    };
+}
+
+/// The write methods, forwarded to a `Writer` (`$writer` names it from `self`).
+macro_rules! write_methods {
+    ($($writer:tt)+) => {
+        /// Writes the initialised bytes of `buf`; may write fewer (the count is returned).
+        /// A peer that has gone away gives `BrokenPipe` or `ConnectionReset`, never SIGPIPE.
+        ///
+        /// A write whose future is dropped while the kernel has it may have sent part of its
+        /// buffer: from then on every write fails (the stream's offset is unknown), unless
+        /// the kernel reported that nothing was sent. To cancel a write and learn what went
+        /// out, see [`CancelExt`](crate::cancel::CancelExt).
+        pub async fn write<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
+            self.$($writer)+.write(buf).await
+        }
+
+        /// Writes every initialised byte of `buf`, as many writes as it takes. An error after
+        /// some bytes went out carries their count ([`PartialWrite`](crate::net::PartialWrite)).
+        pub async fn write_all<B: IoBuf>(&mut self, buf: B) -> BufResult<(), B> {
+            self.$($writer)+.write_all(buf).await
+        }
+    };
+}
+
+pub(super) use {read_methods, write_methods};
