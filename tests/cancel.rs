@@ -3,21 +3,12 @@
 //! and leaves the socket usable; many cancellations under load leak nothing.
 mod support;
 
-use std::future::{poll_fn, Future};
-use std::pin::pin;
-use std::task::Poll;
 use std::time::Duration;
 
 use corering::net::{TcpListener, TcpStream};
 use corering::time::timeout;
 use corering::{spawn, yield_now};
 use support::*;
-
-/// Polls `fut` exactly once, then drops it (still in flight if it was pending).
-async fn poll_once_then_drop<F: Future>(fut: F) -> bool {
-    let mut fut = pin!(fut);
-    poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx).is_ready())).await
-}
 
 /// Reads until `want` bytes arrived (bounded), returning them.
 async fn read_n(stream: &mut TcpStream, want: usize) -> Vec<u8> {

@@ -275,6 +275,50 @@ impl Watchdog {
     }
 }
 
+/// Polls `fut` exactly once, then drops it (still in flight if it was pending). Returns
+/// whether it was ready.
+pub async fn poll_once_then_drop<F: Future>(fut: F) -> bool {
+    let mut fut = std::pin::pin!(fut);
+    std::future::poll_fn(|cx| std::task::Poll::Ready(fut.as_mut().poll(cx).is_ready())).await
+}
+
+/// A corering stream connected to a std peer: (stream, peer). The peer has a 60 s read
+/// timeout as a hang guard.
+pub async fn std_peer_pair() -> (TcpStream, std::net::TcpStream) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local_addr");
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (peer, _) = listener.accept().expect("accept");
+    peer.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("set_read_timeout");
+    (stream, peer)
+}
+
+/// Runs two futures to completion together, polling both on every wake.
+pub async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    use std::task::Poll;
+    let (mut a, mut b) = (std::pin::pin!(a), std::pin::pin!(b));
+    let (mut ra, mut rb) = (None, None);
+    std::future::poll_fn(|cx| {
+        if ra.is_none() {
+            if let Poll::Ready(v) = a.as_mut().poll(cx) {
+                ra = Some(v);
+            }
+        }
+        if rb.is_none() {
+            if let Poll::Ready(v) = b.as_mut().poll(cx) {
+                rb = Some(v);
+            }
+        }
+        if ra.is_some() && rb.is_some() {
+            Poll::Ready((ra.take().unwrap(), rb.take().unwrap()))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
 /// A connected loopback pair: (client, server).
 pub async fn tcp_pair() -> (TcpStream, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");

@@ -1,0 +1,204 @@
+//! Cancellation that hands the buffer back, on every backend: a cancel scope (a deadline or
+//! a token) ends the ops of a future in the kernel, and the future returns its buffer and an
+//! honest result: what was read or written before the cancel took effect, nothing lost.
+mod support;
+
+use std::io::{ErrorKind, Read, Write};
+use std::time::Duration;
+
+use corering::cancel::{CancelExt, CancelToken, Cancelled};
+use corering::net::PartialWrite;
+use corering::{spawn, yield_now};
+use support::*;
+
+#[test]
+fn a_read_cancelled_by_a_deadline_gives_its_buffer_back() {
+    each_runtime(
+        "a_read_cancelled_by_a_deadline_gives_its_buffer_back",
+        |rt| {
+            let drops = DropCounter::new();
+            rt.block_on(async {
+                let (mut stream, mut peer) = std_peer_pair().await;
+                let buf = TrackedBuf::with_capacity(64, &drops);
+                let (res, buf) = stream
+                    .read(buf)
+                    .cancel_after(Duration::from_millis(5))
+                    .await;
+                let err = res.expect_err("nothing was sent");
+                assert!(Cancelled::is(&err), "{err:?}");
+                assert_eq!(err.kind(), ErrorKind::TimedOut);
+                assert_eq!(drops.live(), 1, "the buffer came back alive");
+                assert_eq!(buf.data.capacity(), 64);
+                // The stream goes on: nothing the peer sends later is lost.
+                peer.write_all(b"later").expect("send");
+                let (res, buf) = within("read", stream.read(buf)).await;
+                assert_eq!(&buf.data[..res.expect("read")], b"later");
+            });
+            assert!(turn_until(&rt, |rt| rt.live_ops() == 0));
+            assert_eq!(drops.live(), 0);
+        },
+    );
+}
+
+#[test]
+fn a_read_that_wins_the_race_returns_its_bytes() {
+    on_every_backend("a_read_that_wins_the_race_returns_its_bytes", || async {
+        let (mut stream, mut peer) = std_peer_pair().await;
+        peer.write_all(b"ready").expect("send");
+        let (res, buf) = stream
+            .read(Vec::with_capacity(64))
+            .cancel_after(Duration::ZERO)
+            .await;
+        // Either the bytes, or a clean cancel and the bytes for the next read.
+        let mut got = match res {
+            Ok(n) => buf[..n].to_vec(),
+            Err(e) if Cancelled::is(&e) => Vec::new(),
+            Err(e) => panic!("{e:?}"),
+        };
+        while got.len() < 5 {
+            let (res, buf) = within("read", stream.read(Vec::with_capacity(64))).await;
+            got.extend_from_slice(&buf[..res.expect("read")]);
+        }
+        assert_eq!(got, b"ready");
+    });
+}
+
+#[test]
+fn a_cancelled_write_all_says_exactly_how_much_went_out() {
+    each_runtime(
+        "a_cancelled_write_all_says_exactly_how_much_went_out",
+        |rt| {
+            let (written, mut peer) = rt.block_on(async {
+                let (mut stream, peer) = std_peer_pair().await;
+                let big = vec![3u8; 32 << 20];
+                // The peer reads nothing yet: the write stalls once the socket buffers are full.
+                let (res, buf) = stream
+                    .write_all(big)
+                    .cancel_after(Duration::from_millis(50))
+                    .await;
+                assert_eq!(buf.len(), 32 << 20, "the buffer came back whole");
+                let err = res.expect_err("32 MiB to a peer that reads nothing");
+                assert!(Cancelled::is(&err), "{err:?}");
+                let written = PartialWrite::of(&err).map_or(0, |p| p.written);
+                assert!(written < 32 << 20);
+                // Nothing more goes out after the answer: close, and the peer counts.
+                stream.close().await.expect("close");
+                (written, peer)
+            });
+            let mut total = 0;
+            let mut buf = vec![0u8; 1 << 16];
+            loop {
+                match peer.read(&mut buf).expect("peer read") {
+                    0 => break,
+                    n => total += n,
+                }
+            }
+            assert_eq!(
+                total, written,
+                "bytes received vs bytes the cancelled write_all reported"
+            );
+        },
+    );
+}
+
+#[test]
+fn a_token_cancels_a_read_in_another_task() {
+    on_every_backend("a_token_cancels_a_read_in_another_task", || async {
+        let (mut stream, _peer) = std_peer_pair().await;
+        let token = CancelToken::new();
+        let guarded = token.clone();
+        let reader = spawn(async move {
+            let (res, buf) = stream
+                .read(Vec::with_capacity(32))
+                .cancel_on(&guarded)
+                .await;
+            (res, buf.capacity())
+        });
+        for _ in 0..5 {
+            yield_now().await;
+        }
+        assert!(!token.is_cancelled());
+        token.cancel();
+        let (res, cap) = within("cancelled read", reader).await.expect("reader");
+        let err = res.expect_err("cancelled");
+        assert!(
+            Cancelled::is(&err) && err.kind() == ErrorKind::Other,
+            "{err:?}"
+        );
+        assert_eq!(cap, 32);
+    });
+}
+
+#[test]
+fn ops_after_the_cancel_fail_at_once_and_the_future_ends() {
+    on_every_backend(
+        "ops_after_the_cancel_fail_at_once_and_the_future_ends",
+        || async {
+            let (mut stream, _peer) = std_peer_pair().await;
+            // A loop that reads until an error: the cancel makes every later read fail.
+            let reads = async {
+                let mut attempts = 0;
+                loop {
+                    attempts += 1;
+                    let (res, _) = stream.read(Vec::with_capacity(8)).await;
+                    if let Err(e) = res {
+                        return (e, attempts);
+                    }
+                }
+            };
+            let (err, attempts) =
+                within("loop", reads.cancel_after(Duration::from_millis(2))).await;
+            assert!(Cancelled::is(&err));
+            assert_eq!(attempts, 1);
+            // Nested: cancelling the outer scope ends the inner one's ops.
+            let token = CancelToken::new();
+            token.cancel();
+            let inner = stream
+                .read(Vec::with_capacity(8))
+                .cancel_after(Duration::from_secs(3600));
+            let (res, _) = within("nested", inner.cancel_on(&token)).await;
+            assert!(Cancelled::is(&res.expect_err("outer cancelled")));
+        },
+    );
+}
+
+/// A write dropped while the kernel had it may have sent part of its buffer: then every later
+/// write fails, and the peer never sees a byte the API did not account for.
+#[test]
+fn a_dropped_write_that_sent_bytes_poisons_the_write_side() {
+    on_every_backend(
+        "a_dropped_write_that_sent_bytes_poisons_the_write_side",
+        || async {
+            let (mut stream, mut peer) = std_peer_pair().await;
+            let in_flight = !poll_once_then_drop(stream.write(b"AAAA".to_vec())).await;
+            // On io_uring the dropped send runs with the next enter and sends its bytes.
+            yield_now().await;
+            let (res, _) = stream.write_all(b"BBBB".to_vec()).await;
+            eprintln!("dropped write in flight: {in_flight}, next write: {res:?}");
+            let mut expect = Vec::new();
+            if !in_flight {
+                expect.extend_from_slice(b"AAAA"); // completed on its first poll (epoll)
+            }
+            match res {
+                Ok(()) => expect.extend_from_slice(b"BBBB"),
+                Err(e) => {
+                    assert!(
+                        in_flight,
+                        "only a dropped in-flight write refuses later ones: {e}"
+                    );
+                    assert!(e.to_string().contains("offset is unknown"), "{e}");
+                    expect.extend_from_slice(b"AAAA"); // the dropped write did send
+                    let (again, _) = stream.write(b"C".to_vec()).await;
+                    assert!(again.is_err(), "refused for good");
+                }
+            }
+            stream
+                .shutdown(std::net::Shutdown::Write)
+                .await
+                .expect("shutdown");
+            let mut got = Vec::new();
+            peer.read_to_end(&mut got).expect("peer read");
+            assert_eq!(got, expect);
+        },
+    );
+}
