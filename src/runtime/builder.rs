@@ -24,6 +24,7 @@ pub struct Builder {
     cores: Option<usize>,
     pin: bool,
     signal_grace: Option<Duration>,
+    stack_size: Option<usize>,
 }
 
 impl Default for Builder {
@@ -37,6 +38,7 @@ impl Default for Builder {
             cores: None,
             pin: true,
             signal_grace: None,
+            stack_size: None,
         }
     }
 }
@@ -81,6 +83,15 @@ impl Builder {
         self
     }
 
+    /// Stack size in bytes of each core thread that [`Runtime::run`] starts (default: the
+    /// standard library's, 2 MiB unless `RUST_MIN_STACK` says otherwise). The thread of
+    /// [`Runtime::block_on`] is the caller's and keeps its own stack. A size the system cannot
+    /// give makes [`Runtime::run`] return the spawn error.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
     /// Opt in: during [`Runtime::run`], SIGINT or SIGTERM requests shutdown with `grace` to
     /// drain (see [`ShutdownHandle::shutdown`]).
     pub fn shutdown_on_signals(mut self, grace: Duration) -> Builder {
@@ -118,6 +129,7 @@ impl Builder {
             cores,
             pin: self.pin,
             signal_grace: self.signal_grace,
+            stack_size: self.stack_size,
             shutdown,
         })
     }
@@ -138,6 +150,7 @@ pub struct Runtime {
     pub(super) cores: usize,
     pub(super) pin: bool,
     pub(super) signal_grace: Option<Duration>,
+    pub(super) stack_size: Option<usize>,
     pub(super) shutdown: Arc<ShutdownState>,
 }
 
