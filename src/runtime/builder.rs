@@ -56,8 +56,10 @@ impl Builder {
         self
     }
 
-    /// Submission queue entries of each io_uring ring (rounded up to a power of two by the
-    /// kernel; the completion queue gets twice as many).
+    /// Submission queue entries of each io_uring ring (default 256; 1 to 32768, rounded up to
+    /// a power of two by the kernel; the completion queue gets twice as many). Where ring
+    /// memory is short (ENOMEM, before 5.12), setup halves it, but not below 16; the size made
+    /// is [`UringInfo::entries`](crate::UringInfo::entries).
     pub fn entries(mut self, entries: u32) -> Builder {
         self.config.entries = entries.clamp(1, 32768);
         self
