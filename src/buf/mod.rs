@@ -12,7 +12,7 @@
 //! ```
 //! use corering::IoBuf;
 //! let buf = b"hello world".to_vec();
-//! let tail = buf.slice(6..);
+//! let tail = buf.slice(6..); // up to the capacity; its initialised bytes are "world"
 //! assert_eq!(&tail[..], b"world");
 //! let buf: Vec<u8> = tail.into_inner();
 //! assert_eq!(buf.len(), 11);
@@ -45,7 +45,18 @@ pub unsafe trait IoBuf: Unpin + 'static {
     fn bytes_total(&self) -> usize;
 
     /// A view of `range` of this buffer, which is itself a buffer. The range is checked against
-    /// [`bytes_total`](IoBuf::bytes_total); `..` ends at `bytes_init()`.
+    /// [`bytes_total`](IoBuf::bytes_total), and an open end (`n..`, `..`) ends there, at the
+    /// capacity: a read into `buf.slice(buf.bytes_init()..)` appends after the bytes already
+    /// there. A write from a slice sends only its initialised bytes (those of the range below
+    /// `bytes_init()`), so `buf.slice(n..)` sends the bytes from `n` on.
+    ///
+    /// ```
+    /// use corering::IoBuf;
+    /// let mut buf = Vec::with_capacity(8);
+    /// buf.extend_from_slice(b"ab");
+    /// let room = buf.slice(2..);
+    /// assert_eq!((room.bytes_init(), room.bytes_total()), (0, room.get_ref().capacity() - 2));
+    /// ```
     ///
     /// # Panics
     ///
@@ -62,7 +73,7 @@ pub unsafe trait IoBuf: Unpin + 'static {
         let end = match range.end_bound() {
             Bound::Included(&n) => n.checked_add(1).expect("slice range overflows"),
             Bound::Excluded(&n) => n,
-            Bound::Unbounded => self.bytes_init(),
+            Bound::Unbounded => self.bytes_total(),
         };
         assert!(
             begin <= end,
@@ -181,6 +192,33 @@ mod tests {
         let s = v.slice(1..=3);
         assert_eq!((s.begin(), s.end()), (1, 4));
         assert_eq!(&s[..], b"ell");
+    }
+
+    #[test]
+    fn unbounded_slice_ends_at_total() {
+        let mut v = Vec::with_capacity(16);
+        v.extend_from_slice(b"abc");
+        let total = v.bytes_total();
+        // "Read more after what I have": the view is the room after the bytes there.
+        let mut tail = v.slice(3..);
+        assert_eq!((tail.begin(), tail.end()), (3, total));
+        assert_eq!((tail.bytes_init(), tail.bytes_total()), (0, total - 3));
+        // SAFETY: the view's first 2 bytes are written just before they are marked.
+        unsafe {
+            tail.stable_mut_ptr().copy_from(b"de".as_ptr(), 2);
+            tail.set_init(2);
+        }
+        assert_eq!(&tail[..], b"de");
+        assert_eq!(tail.into_inner(), b"abcde");
+        // `..` is the whole buffer; a write from it sends only the initialised bytes.
+        let mut v = Vec::with_capacity(8);
+        v.extend_from_slice(b"xy");
+        let all = v.slice(..);
+        assert_eq!((all.end(), all.bytes_init()), (all.get_ref().capacity(), 2));
+        assert_eq!(&all[..], b"xy");
+        // A slice that starts inside the initialised bytes sends from there.
+        let mid = b"hello".to_vec().slice(1..);
+        assert_eq!(&mid[..], b"ello");
     }
 
     #[test]
