@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::core::{Core, CoreSet, RootMode};
+use super::inbox::Shared;
 use super::shutdown::{ShutdownHandle, ShutdownState};
-use super::task::Shared;
 use super::RuntimeStats;
 use crate::driver::{BackendChoice, BackendInfo, DriverConfig};
 

@@ -6,8 +6,8 @@ use std::rc::Rc;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use super::core::{Core, CoreSet, RootMode};
+use super::inbox::Shared;
 use super::signals::SignalWatch;
-use super::task::Shared;
 use super::{JoinError, Runtime, RuntimeStats};
 use crate::driver::{BackendChoice, BackendKind};
 

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use super::task::Shared;
+use super::inbox::Shared;
 
 #[derive(Default)]
 struct State {
