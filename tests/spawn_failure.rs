@@ -8,8 +8,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use support::*;
 
-/// A stack no system can map (far beyond RAM and swap, and beyond a 47-bit address space).
-const ABSURD_STACK: usize = 1 << 50;
+/// A stack no system can map: larger than the whole user address space (2^60 bytes is past
+/// even 57-bit addressing; on 32 bits, 3.75 GiB is past a 3 GiB user space).
+const ABSURD_STACK: usize = if usize::BITS >= 64 {
+    (1u64 << 60) as usize
+} else {
+    0xF000_0000
+};
 
 #[test]
 fn run_returns_err_when_no_core_thread_can_be_spawned() {
