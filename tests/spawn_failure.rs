@@ -1,5 +1,6 @@
 //! `Runtime::run` when a core thread cannot be spawned: it returns the spawn error, with every
-//! thread it already started released and joined (no panic, no hang), on every backend.
+//! thread it already started released and joined (no panic, no hang), on every backend; and
+//! `Builder::stack_size` is the core threads' stack size.
 mod support;
 
 use std::io;
@@ -35,6 +36,47 @@ fn run_returns_err_when_no_core_thread_can_be_spawned() {
         assert_eq!(started.load(Ordering::SeqCst), 0, "a root future started");
         // The runtime is still usable afterwards.
         assert_eq!(rt.block_on(async { 5 }), 5);
+    });
+}
+
+/// The stack size of the calling thread, as pthreads reports it.
+fn own_stack_size() -> usize {
+    // SAFETY: pthread_attr_t is plain data, filled by pthread_getattr_np before it is read and
+    // destroyed after; the out-pointers are live locals.
+    unsafe {
+        let mut attr: libc::pthread_attr_t = std::mem::zeroed();
+        assert_eq!(libc::pthread_getattr_np(libc::pthread_self(), &mut attr), 0);
+        let mut addr = std::ptr::null_mut();
+        let mut size = 0;
+        assert_eq!(libc::pthread_attr_getstack(&attr, &mut addr, &mut size), 0);
+        libc::pthread_attr_destroy(&mut attr);
+        size
+    }
+}
+
+#[test]
+fn core_threads_get_the_stack_size_asked_for() {
+    const MIB: usize = 1 << 20;
+    each_builder("stack_size", |_, builder| {
+        for asked in [MIB, 16 * MIB] {
+            let rt = builder
+                .clone()
+                .cores(2)
+                .pin_cores(false)
+                .stack_size(asked)
+                .build()
+                .expect("build");
+            let reports = rt.run(|_| async { own_stack_size() }).expect("run");
+            for r in reports {
+                let size = r.output.expect("core output");
+                assert!(size >= asked, "core {}: stack {size} < {asked}", r.core);
+                assert!(
+                    size < asked + MIB,
+                    "core {}: stack {size} for {asked}",
+                    r.core
+                );
+            }
+        }
     });
 }
 
