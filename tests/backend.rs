@@ -1,7 +1,8 @@
 //! Backend selection (not via the every-backend helper): forced backends are reported as asked;
 //! where io_uring is forbidden (a per-thread seccomp filter returning EPERM or ENOSYS from
 //! io_uring_setup) forcing io_uring is a clear `Err` and Auto falls back to a working epoll
-//! runtime with a reason naming the errno; `CORERING_BACKEND` is tested in child processes.
+//! runtime with a reason naming the errno; `CORERING_BACKEND` is tested in child processes;
+//! small ring sizes (`Builder::entries`) are honoured, on every backend variant.
 mod support;
 
 use std::process::Command;
@@ -319,4 +320,36 @@ fn child_env_uring() {
         assert_eq!(rt.backend().kind(), BackendKind::Uring, "{}", rt.backend());
     }
     println!("CHILD-OK");
+}
+
+#[test]
+fn small_ring_sizes_are_honoured() {
+    // (asked for, what the kernel makes of it: rounded up to a power of two)
+    for (asked, real) in [(8, 8), (5, 8), (1, 1)] {
+        each_builder("small_ring_sizes", |kind, builder| {
+            let rt = builder.entries(asked).build().expect("build");
+            match (kind, rt.backend().uring()) {
+                (BackendKind::Uring, Some(u)) => {
+                    assert_eq!(u.entries, real, "entries({asked}): {}", rt.backend());
+                    assert!(
+                        rt.backend()
+                            .to_string()
+                            .contains(&format!("{real} entries")),
+                        "{}",
+                        rt.backend()
+                    );
+                    // The small ring works.
+                    let n = rt.block_on(async {
+                        for _ in 0..3 * real {
+                            corering::op::nop().await.expect("nop");
+                        }
+                        corering::spawn(async { 3 }).await.expect("join")
+                    });
+                    assert_eq!(n, 3);
+                }
+                (BackendKind::Epoll, None) => {}
+                (kind, info) => panic!("{kind}: unexpected ring info {info:?}"),
+            }
+        });
+    }
 }

@@ -323,3 +323,34 @@ fn eof_behind_a_short_read_is_seen() {
         assert_eq!(res.expect("read at EOF"), 0);
     });
 }
+
+#[test]
+fn read_into_an_unbounded_slice_appends_after_the_bytes_there() {
+    on_every_backend("read_appends_into_unbounded_slice", || async {
+        let (mut client, mut server) = tcp_pair().await;
+        let (res, _) = client.write_all(b"hello".to_vec()).await;
+        res.expect("client write");
+        let mut buf = Vec::with_capacity(64);
+        buf.extend_from_slice(b"ab");
+        let mut filled = 0;
+        // Read more after what we have, until the 5 bytes are in.
+        while buf.len() < 7 {
+            let at = buf.len();
+            let (res, slice) = server.read(buf.slice(at..)).await;
+            let n = res.expect("server read");
+            assert!(n > 0, "early EOF");
+            filled += n;
+            buf = slice.into_inner();
+            assert_eq!(buf.len(), at + n);
+        }
+        assert_eq!(filled, 5);
+        assert_eq!(buf, b"abhello");
+        // A write from an unbounded slice sends only the initialised bytes.
+        let (res, slice) = server.write_all(buf.slice(2..)).await;
+        res.expect("server write");
+        assert_eq!(slice.into_inner(), b"abhello");
+        let (res, back) = client.read_exact(vec![0u8; 5].into_boxed_slice()).await;
+        res.expect("client read");
+        assert_eq!(&back[..], b"hello");
+    });
+}

@@ -153,3 +153,49 @@ fn many_timers_across_tasks_all_fire() {
         assert_eq!(*fired.borrow(), 2000);
     });
 }
+
+#[test]
+fn duration_max_waits_forever_without_panicking() {
+    on_every_backend("duration_max_waits_forever", || async {
+        // A sleep of Duration::MAX never fires; the short timeout around it does.
+        assert!(timeout(5 * MS, sleep(Duration::MAX)).await.is_err());
+        let forever = sleep(Duration::MAX);
+        assert!(forever.deadline() > Instant::now() + Duration::from_secs(365 * 24 * 3600));
+        // A timeout of Duration::MAX lets the future finish.
+        assert_eq!(timeout(Duration::MAX, async { 7 }).await, Ok(7));
+        assert_eq!(
+            timeout(Duration::MAX, async {
+                sleep(MS).await;
+                8
+            })
+            .await,
+            Ok(8)
+        );
+        // An interval of Duration::MAX ticks once, then never again.
+        let mut every = interval(Duration::MAX);
+        every.tick().await;
+        assert!(timeout(5 * MS, every.tick()).await.is_err());
+    });
+}
+
+#[test]
+fn kernel_timeout_of_duration_max_is_cancelled_cleanly() {
+    each_runtime("kernel_timeout_duration_max", |rt| {
+        let res = rt.block_on(timeout(5 * MS, corering::op::kernel_timeout(Duration::MAX)));
+        assert!(
+            res.is_err(),
+            "a kernel timeout of Duration::MAX ended: {res:?}"
+        );
+        assert!(
+            turn_until(&rt, |rt| rt.live_ops() == 0),
+            "the cancelled kernel timeout's slot was never freed: {} live",
+            rt.live_ops()
+        );
+        // The runtime still works, kernel timers included.
+        rt.block_on(async {
+            corering::op::kernel_timeout(MS)
+                .await
+                .expect("a short kernel timeout");
+        });
+    });
+}

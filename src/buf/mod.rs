@@ -9,10 +9,15 @@
 //! kernel reads and writes through the raw pointers they return, long after the borrow that
 //! produced them has ended, so an implementation must keep those pointers valid and stable.
 //!
+//! Implemented for `Vec<u8>` and `Box<[u8]>` (both ways), for `String`, `&'static [u8]` and
+//! `&'static str` (send only: a read could break UTF-8 or write to immutable memory), and,
+//! with the optional `bytes` feature, for `bytes::Bytes` (send only) and `bytes::BytesMut`
+//! (both ways).
+//!
 //! ```
 //! use corering::IoBuf;
 //! let buf = b"hello world".to_vec();
-//! let tail = buf.slice(6..);
+//! let tail = buf.slice(6..); // up to the capacity; its initialised bytes are "world"
 //! assert_eq!(&tail[..], b"world");
 //! let buf: Vec<u8> = tail.into_inner();
 //! assert_eq!(buf.len(), 11);
@@ -45,7 +50,18 @@ pub unsafe trait IoBuf: Unpin + 'static {
     fn bytes_total(&self) -> usize;
 
     /// A view of `range` of this buffer, which is itself a buffer. The range is checked against
-    /// [`bytes_total`](IoBuf::bytes_total); `..` ends at `bytes_init()`.
+    /// [`bytes_total`](IoBuf::bytes_total), and an open end (`n..`, `..`) ends there, at the
+    /// capacity: a read into `buf.slice(buf.bytes_init()..)` appends after the bytes already
+    /// there. A write from a slice sends only its initialised bytes (those of the range below
+    /// `bytes_init()`), so `buf.slice(n..)` sends the bytes from `n` on.
+    ///
+    /// ```
+    /// use corering::IoBuf;
+    /// let mut buf = Vec::with_capacity(8);
+    /// buf.extend_from_slice(b"ab");
+    /// let room = buf.slice(2..);
+    /// assert_eq!((room.bytes_init(), room.bytes_total()), (0, room.get_ref().capacity() - 2));
+    /// ```
     ///
     /// # Panics
     ///
@@ -62,7 +78,7 @@ pub unsafe trait IoBuf: Unpin + 'static {
         let end = match range.end_bound() {
             Bound::Included(&n) => n.checked_add(1).expect("slice range overflows"),
             Bound::Excluded(&n) => n,
-            Bound::Unbounded => self.bytes_init(),
+            Bound::Unbounded => self.bytes_total(),
         };
         assert!(
             begin <= end,
@@ -126,6 +142,70 @@ unsafe impl IoBufMut for Vec<u8> {
     }
 }
 
+// SAFETY: a String's bytes live on the heap like a Vec's; moving the String moves only its
+// (ptr, len, cap) triple. Its first `len()` bytes are initialised (valid UTF-8), and it owns
+// `capacity()` bytes. Only `IoBuf`: a read could write bytes that are not UTF-8.
+unsafe impl IoBuf for String {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.capacity()
+    }
+}
+
+/// With the `bytes` feature.
+// SAFETY: a `Bytes` points into heap or `'static` memory that it shares and never mutates;
+// moving the handle does not move the bytes, and they stay alive while the handle does. All
+// `len()` bytes are initialised.
+#[cfg(feature = "bytes")]
+unsafe impl IoBuf for bytes::Bytes {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.len()
+    }
+}
+
+/// With the `bytes` feature.
+// SAFETY: a `BytesMut` uniquely owns `capacity()` bytes from `as_ptr()` on the heap (never
+// inline in the value), so moving it does not move them; the first `len()` are initialised.
+#[cfg(feature = "bytes")]
+unsafe impl IoBuf for bytes::BytesMut {
+    fn stable_ptr(&self) -> *const u8 {
+        self.as_ptr()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len()
+    }
+    fn bytes_total(&self) -> usize {
+        self.capacity()
+    }
+}
+
+/// With the `bytes` feature.
+// SAFETY: as for IoBuf; the `capacity()` bytes are the BytesMut's own, unique and writable.
+#[cfg(feature = "bytes")]
+unsafe impl IoBufMut for bytes::BytesMut {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.as_mut_ptr()
+    }
+    unsafe fn set_init(&mut self, pos: usize) {
+        if self.len() < pos {
+            // SAFETY: the caller guarantees the first `pos` bytes are initialised and that
+            // `pos <= capacity`.
+            unsafe { self.set_len(pos) };
+        }
+    }
+}
+
 /// `IoBuf` for fixed byte containers whose every byte is initialised: init == total == len.
 macro_rules! fixed_iobuf {
     ($($ty:ty => $why:literal),* $(,)?) => {$(
@@ -176,11 +256,94 @@ mod tests {
     }
 
     #[test]
+    fn string_contract() {
+        let mut s = String::with_capacity(32);
+        s.push_str("héllo");
+        let ptr = s.as_ptr();
+        assert_eq!(s.bytes_init(), "héllo".len());
+        assert_eq!(s.bytes_total(), s.capacity());
+        // Moving it (as into the op table) keeps the bytes where they are.
+        let moved = Box::new(s);
+        assert_eq!(moved.stable_ptr(), ptr);
+        let tail = moved.slice(1..);
+        assert_eq!(&tail[..], "éllo".as_bytes());
+        assert_eq!(tail.bytes_total(), tail.get_ref().capacity() - 1);
+    }
+
+    #[cfg(feature = "bytes")]
+    #[test]
+    fn bytes_contract() {
+        let b = bytes::Bytes::from_static(b"static bytes");
+        assert_eq!((b.bytes_init(), b.bytes_total()), (12, 12));
+        let ptr = b.stable_ptr();
+        let moved = Box::new(b);
+        assert_eq!(moved.stable_ptr(), ptr);
+        let shared = bytes::Bytes::from(b"on the heap".to_vec());
+        let clone = shared.clone();
+        assert_eq!(clone.stable_ptr(), shared.stable_ptr());
+        assert_eq!(&shared.slice(3..)[..], b"the heap");
+    }
+
+    #[cfg(feature = "bytes")]
+    #[test]
+    fn bytes_mut_contract() {
+        let mut b = bytes::BytesMut::with_capacity(64);
+        b.extend_from_slice(b"abc");
+        assert_eq!(b.bytes_init(), 3);
+        assert_eq!(b.bytes_total(), b.capacity());
+        assert!(b.bytes_total() >= 64);
+        let ptr = b.stable_ptr();
+        let mut moved = Box::new(b);
+        assert_eq!(moved.stable_ptr(), ptr);
+        assert_eq!(moved.stable_mut_ptr().cast_const(), ptr);
+        // SAFETY: the first 3 bytes are initialised; set_init never shrinks.
+        unsafe { moved.set_init(1) };
+        assert_eq!(moved.len(), 3);
+        // A read after what is there, through a slice: written, then marked.
+        let mut tail = (*moved).slice(3..);
+        // SAFETY: the view's first 2 bytes are written just before they are marked.
+        unsafe {
+            tail.stable_mut_ptr().copy_from(b"de".as_ptr(), 2);
+            tail.set_init(2);
+        }
+        let b = tail.into_inner();
+        assert_eq!(&b[..], b"abcde");
+        assert_eq!(b.stable_ptr(), ptr);
+    }
+
+    #[test]
     fn slice_bounds() {
         let v = b"hello".to_vec();
         let s = v.slice(1..=3);
         assert_eq!((s.begin(), s.end()), (1, 4));
         assert_eq!(&s[..], b"ell");
+    }
+
+    #[test]
+    fn unbounded_slice_ends_at_total() {
+        let mut v = Vec::with_capacity(16);
+        v.extend_from_slice(b"abc");
+        let total = v.bytes_total();
+        // "Read more after what I have": the view is the room after the bytes there.
+        let mut tail = v.slice(3..);
+        assert_eq!((tail.begin(), tail.end()), (3, total));
+        assert_eq!((tail.bytes_init(), tail.bytes_total()), (0, total - 3));
+        // SAFETY: the view's first 2 bytes are written just before they are marked.
+        unsafe {
+            tail.stable_mut_ptr().copy_from(b"de".as_ptr(), 2);
+            tail.set_init(2);
+        }
+        assert_eq!(&tail[..], b"de");
+        assert_eq!(tail.into_inner(), b"abcde");
+        // `..` is the whole buffer; a write from it sends only the initialised bytes.
+        let mut v = Vec::with_capacity(8);
+        v.extend_from_slice(b"xy");
+        let all = v.slice(..);
+        assert_eq!((all.end(), all.bytes_init()), (all.get_ref().capacity(), 2));
+        assert_eq!(&all[..], b"xy");
+        // A slice that starts inside the initialised bytes sends from there.
+        let mid = b"hello".to_vec().slice(1..);
+        assert_eq!(&mid[..], b"ello");
     }
 
     #[test]

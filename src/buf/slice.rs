@@ -4,8 +4,9 @@ use std::ops::{Deref, DerefMut};
 
 /// A view of the bytes `begin..end` of an owned buffer; made by [`IoBuf::slice`].
 ///
-/// A read into a slice writes at `begin`; a write from a slice sends the initialised bytes
-/// from `begin` up to `end`. [`into_inner`](Slice::into_inner) gives the whole buffer back.
+/// A read into a slice writes at `begin`, up to `end`; a write from a slice sends the
+/// initialised bytes from `begin` up to `end`. An open end (`n..`) is the buffer's capacity
+/// ([`bytes_total`](IoBuf::bytes_total)). [`into_inner`](Slice::into_inner) gives the whole buffer back.
 ///
 /// ```
 /// use corering::IoBuf;

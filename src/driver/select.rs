@@ -44,7 +44,8 @@ impl SetupFlags {
     }
 }
 
-/// The smallest ring we try before giving up on ENOMEM.
+/// ENOMEM halves the entries no further than this (a ring asked for smaller is tried as asked,
+/// and not halved).
 const MIN_ENTRIES: u32 = 16;
 
 /// Opcodes without which the io_uring backend cannot run.
@@ -63,7 +64,6 @@ const REQUIRED_OPCODES: [(u8, &str); 9] = [
 /// A successful setup: the ring and what was learned making it.
 pub(crate) struct RingSetup<R> {
     pub ring: R,
-    pub entries: u32,
     pub flags: SetupFlags,
     pub attempts: Vec<String>,
 }
@@ -81,7 +81,7 @@ pub(crate) fn setup_ring<R>(
     mut flags: SetupFlags,
     mut build: impl FnMut(u32, SetupFlags) -> io::Result<R>,
 ) -> Result<RingSetup<R>, SetupFailure> {
-    let mut entries = entries.max(MIN_ENTRIES);
+    let mut entries = entries;
     let mut attempts = Vec::new();
     loop {
         let label = format!("{entries} entries [{}]", flags.names().join(" "));
@@ -90,7 +90,6 @@ pub(crate) fn setup_ring<R>(
                 attempts.push(format!("{label}: ok"));
                 return Ok(RingSetup {
                     ring,
-                    entries,
                     flags,
                     attempts,
                 });
@@ -202,7 +201,8 @@ fn try_uring(
     };
     let params = ring.params();
     let info = UringInfo {
-        entries: setup.entries,
+        // What the kernel made of the size asked for (rounded up to a power of two).
+        entries: params.sq_entries(),
         setup_flags: setup.flags.names(),
         features: feature_names(params),
         opcodes_missing: if caps.shutdown {
@@ -361,7 +361,34 @@ mod tests {
         })
         .ok()
         .unwrap();
-        assert_eq!(ok.entries, 64);
+        assert_eq!(ok.ring, 64);
+    }
+
+    #[test]
+    fn small_sizes_are_tried_as_asked() {
+        for asked in [1, 8, 15] {
+            let ok = setup_ring(asked, SetupFlags::all(), |n, _| Ok::<_, io::Error>(n))
+                .ok()
+                .unwrap();
+            assert_eq!(ok.ring, asked);
+        }
+        // Below the minimum, ENOMEM does not halve further: one attempt.
+        let mut sizes = Vec::new();
+        let err = setup_ring(8, SetupFlags::all(), |n, _| {
+            sizes.push(n);
+            Err::<(), _>(errno(libc::ENOMEM))
+        })
+        .err()
+        .unwrap();
+        assert_eq!(sizes, vec![8]);
+        assert_eq!(err.error.raw_os_error(), Some(libc::ENOMEM));
+        // From an odd size, halving stops before going below the minimum.
+        let mut sizes = Vec::new();
+        let _ = setup_ring(100, SetupFlags::all(), |n, _| {
+            sizes.push(n);
+            Err::<(), _>(errno(libc::ENOMEM))
+        });
+        assert_eq!(sizes, vec![100, 50, 25]);
     }
 
     #[test]

@@ -145,7 +145,8 @@ pub async fn nop() -> io::Result<()> {
 
 /// Waits `duration` using a timer in the kernel: an IORING_OP_TIMEOUT on io_uring, a timerfd
 /// on epoll. (Ordinary code wants [`crate::time::sleep`], which uses the runtime's own timers
-/// and costs no syscall.)
+/// and costs no syscall.) A duration longer than the kernel's timers hold (e.g.
+/// `Duration::MAX`) waits forever.
 pub async fn kernel_timeout(duration: Duration) -> io::Result<()> {
     Op::new(Timeout::new(duration)).await
 }

@@ -8,6 +8,10 @@ use io_uring::{opcode, types};
 use super::SharedFd;
 use crate::driver::{EpollOp, EpollStep, Interest, OpCode, UringCaps, UringOp, UringStep};
 
+/// Longer kernel timeouts than this are "forever": their timespec says this (100 years), which
+/// io_uring TIMEOUT and timerfd accept, where `Duration::MAX` would turn negative (EINVAL).
+const KERNEL_FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 /// Fires after `duration`. io_uring: IORING_OP_TIMEOUT (its -ETIME is success); epoll: a
 /// one-shot timerfd, waited for as readable.
 pub(crate) struct Timeout {
@@ -19,6 +23,7 @@ pub(crate) struct Timeout {
 
 impl Timeout {
     pub fn new(duration: Duration) -> Timeout {
+        let duration = duration.min(KERNEL_FOREVER);
         let ts = types::Timespec::new()
             .sec(duration.as_secs())
             .nsec(duration.subsec_nanos());

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::core::{Core, CoreSet, RootMode};
+use super::inbox::Shared;
 use super::shutdown::{ShutdownHandle, ShutdownState};
-use super::task::Shared;
 use super::RuntimeStats;
 use crate::driver::{BackendChoice, BackendInfo, DriverConfig};
 
@@ -24,6 +24,7 @@ pub struct Builder {
     cores: Option<usize>,
     pin: bool,
     signal_grace: Option<Duration>,
+    stack_size: Option<usize>,
 }
 
 impl Default for Builder {
@@ -37,6 +38,7 @@ impl Default for Builder {
             cores: None,
             pin: true,
             signal_grace: None,
+            stack_size: None,
         }
     }
 }
@@ -54,8 +56,10 @@ impl Builder {
         self
     }
 
-    /// Submission queue entries of each io_uring ring (rounded up to a power of two by the
-    /// kernel; the completion queue gets twice as many).
+    /// Submission queue entries of each io_uring ring (default 256; 1 to 32768, rounded up to
+    /// a power of two by the kernel; the completion queue gets twice as many). Where ring
+    /// memory is short (ENOMEM, before 5.12), setup halves it, but not below 16; the size made
+    /// is [`UringInfo::entries`](crate::UringInfo::entries).
     pub fn entries(mut self, entries: u32) -> Builder {
         self.config.entries = entries.clamp(1, 32768);
         self
@@ -78,6 +82,15 @@ impl Builder {
     /// Whether each core's thread is pinned to one CPU (default: yes).
     pub fn pin_cores(mut self, on: bool) -> Builder {
         self.pin = on;
+        self
+    }
+
+    /// Stack size in bytes of each core thread that [`Runtime::run`] starts (default: the
+    /// standard library's, 2 MiB unless `RUST_MIN_STACK` says otherwise). The thread of
+    /// [`Runtime::block_on`] is the caller's and keeps its own stack. A size the system cannot
+    /// give makes [`Runtime::run`] return the spawn error.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
         self
     }
 
@@ -118,6 +131,7 @@ impl Builder {
             cores,
             pin: self.pin,
             signal_grace: self.signal_grace,
+            stack_size: self.stack_size,
             shutdown,
         })
     }
@@ -138,6 +152,7 @@ pub struct Runtime {
     pub(super) cores: usize,
     pub(super) pin: bool,
     pub(super) signal_grace: Option<Duration>,
+    pub(super) stack_size: Option<usize>,
     pub(super) shutdown: Arc<ShutdownState>,
 }
 

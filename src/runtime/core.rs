@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use super::inbox::Shared;
+use super::join::TaskSlot;
 use super::shutdown::ShutdownState;
-use super::task::{Shared, TaskSlot, TaskWaker, ROOT_KEY};
+use super::waker::{TaskWaker, ROOT_KEY};
 use super::{Enter, JoinError, RuntimeStats};
 use crate::context::CoreContext;
 use crate::driver::{self, BackendInfo, DriverConfig, Ready};

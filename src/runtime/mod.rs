@@ -1,7 +1,9 @@
 //! The runtime: one executor per core, each with its own backend instance.
 //!
 //! * [`core`]: one core's state and loop (run queue, timers, park).
-//! * [`task`]: tasks, wakers, join handles.
+//! * [`join`]: tasks and join handles.
+//! * [`waker`]: task wakers, [`yield_now`].
+//! * [`inbox`]: what other threads leave for a core (wakes, jobs) and its wake-up.
 //! * [`builder`]: [`Builder`] and [`Runtime`] (one core on the calling thread: `block_on`).
 //! * [`run`]: thread-per-core, [`Runtime::run`].
 //! * [`remote`]: cross-core [`spawn_on`].
@@ -10,18 +12,21 @@
 //! A core is reached from its thread through a thread-local, set while its loop runs.
 mod builder;
 mod core;
+mod inbox;
+mod join;
 mod remote;
 mod run;
 mod shutdown;
 mod signals;
-mod task;
+mod waker;
 
 pub use crate::context::{is_shutting_down, shutdown_requested, ShutdownRequested, ShuttingDown};
 pub use builder::{Builder, Runtime};
+pub use join::{JoinError, JoinHandle};
 pub use remote::{spawn_on, RemoteJoinHandle};
 pub use run::CoreReport;
 pub use shutdown::ShutdownHandle;
-pub use task::{yield_now, JoinError, JoinHandle};
+pub use waker::yield_now;
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;
@@ -121,7 +126,7 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    task::spawn_on_core(&current(), future)
+    join::spawn_on_core(&current(), future)
 }
 
 /// The backend of the current runtime.

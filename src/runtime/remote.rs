@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 
-use super::task::JoinSlot;
+use super::join::JoinSlot;
 use super::JoinError;
 
 /// The state a remote task and its handle share across threads.

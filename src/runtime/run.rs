@@ -3,12 +3,11 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use super::core::{Core, CoreSet, RootMode};
+use super::inbox::Shared;
 use super::signals::SignalWatch;
-use super::task::Shared;
 use super::{JoinError, Runtime, RuntimeStats};
 use crate::driver::{BackendChoice, BackendKind};
 
@@ -66,6 +65,84 @@ fn pin_to(cpu: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// The start line of [`Runtime::run`]: every core builds its backend, then waits here until
+/// all `n` cores have built theirs (go) or one core, or the spawning of a core thread, failed
+/// (give up). Unlike a `Barrier`, it can be told to give up by a thread that never arrives.
+struct StartGate {
+    n: usize,
+    state: Mutex<GateState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct GateState {
+    built: usize,
+    failed: bool,
+}
+
+impl StartGate {
+    fn new(n: usize) -> StartGate {
+        StartGate {
+            n,
+            state: Mutex::new(GateState::default()),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
+        // The state is two plain fields, consistent after any panic.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A core arrives, its backend built (`ok`) or not; waits until every core has built its
+    /// backend (true) or something failed (false).
+    fn arrive(&self, ok: bool) -> bool {
+        let mut state = self.lock();
+        if ok {
+            state.built += 1;
+        } else {
+            state.failed = true;
+        }
+        self.changed.notify_all();
+        loop {
+            if state.failed {
+                return false;
+            }
+            if state.built == self.n {
+                return true;
+            }
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Tells every core waiting, and every core still to arrive, to give up.
+    fn give_up(&self) {
+        self.lock().failed = true;
+        self.changed.notify_all();
+    }
+}
+
+/// Gives up the gate when dropped before [`StartGate::arrive`]: a core thread that unwinds on
+/// its way to the gate releases the others.
+struct GiveUpUnlessArrived<'a>(Option<&'a StartGate>);
+
+impl GiveUpUnlessArrived<'_> {
+    fn arrive(mut self, ok: bool) -> bool {
+        self.0.take().is_some_and(|gate| gate.arrive(ok))
+    }
+}
+
+impl Drop for GiveUpUnlessArrived<'_> {
+    fn drop(&mut self) {
+        if let Some(gate) = self.0.take() {
+            gate.give_up();
+        }
+    }
+}
+
 /// Closes a core when dropped (its thread's end, normal or unwinding).
 struct CloseOnDrop(Rc<Core>);
 
@@ -95,7 +172,10 @@ impl Runtime {
     ///
     /// # Errors
     ///
-    /// A core's backend could not be built (e.g. EMFILE, ENOMEM); no core runs then.
+    /// A core's backend could not be built (e.g. EMFILE, ENOMEM), or a core thread could not
+    /// be spawned (e.g. EAGAIN from a thread limit, or a [`Builder::stack_size`](
+    /// crate::Builder::stack_size) the system cannot give); no core runs then, and every core
+    /// thread already started has ended when this returns.
     pub fn run<F, Fut>(&self, f: F) -> io::Result<Vec<CoreReport<Fut::Output>>>
     where
         F: Fn(usize) -> Fut + Send + Sync,
@@ -120,68 +200,75 @@ impl Runtime {
             None => None,
         };
         // Every core builds its backend first; none runs unless all could.
-        let built = Barrier::new(n);
-        let failed = AtomicBool::new(false);
+        let gate = StartGate::new(n);
         let f = &f;
         std::thread::scope(|scope| {
-            let threads: Vec<_> = (0..n)
-                .map(|index| {
+            let mut threads = Vec::with_capacity(n);
+            let mut error = None;
+            for index in 0..n {
+                let spawned = {
                     let (shared, set, config) =
                         (shared[index].clone(), set.clone(), config.clone());
                     let shutdown = self.shutdown.clone();
                     let cpu = (self.pin && !cpus.is_empty()).then(|| cpus[index % cpus.len()]);
-                    let (built, failed) = (&built, &failed);
-                    std::thread::Builder::new()
-                        .name(format!("corering-core-{index}"))
-                        .spawn_scoped(
-                            scope,
-                            move || -> io::Result<Option<CoreReport<Fut::Output>>> {
-                                let cpu = cpu.filter(|&c| pin_to(c).is_ok());
-                                shutdown.register(&shared);
-                                let core = Core::new(
-                                    &config,
-                                    shared.clone(),
-                                    index,
-                                    set,
-                                    shutdown.clone(),
-                                );
-                                if core.is_err() {
-                                    failed.store(true, Ordering::Release);
+                    let gate = &gate;
+                    let mut thread =
+                        std::thread::Builder::new().name(format!("corering-core-{index}"));
+                    if let Some(bytes) = self.stack_size {
+                        thread = thread.stack_size(bytes);
+                    }
+                    thread.spawn_scoped(
+                        scope,
+                        move || -> io::Result<Option<CoreReport<Fut::Output>>> {
+                            let arrival = GiveUpUnlessArrived(Some(gate));
+                            let cpu = cpu.filter(|&c| pin_to(c).is_ok());
+                            shutdown.register(&shared);
+                            let core =
+                                Core::new(&config, shared.clone(), index, set, shutdown.clone());
+                            let go = arrival.arrive(core.is_ok());
+                            let core = match core {
+                                Ok(core) => Rc::new(core),
+                                Err(e) => {
+                                    shutdown.unregister(&shared);
+                                    return Err(e);
                                 }
-                                built.wait();
-                                let core = match core {
-                                    Ok(core) => Rc::new(core),
-                                    Err(e) => {
-                                        shutdown.unregister(&shared);
-                                        return Err(e);
-                                    }
-                                };
-                                // Closes the core even if this thread unwinds, so that jobs
-                                // other cores send here are refused instead of hanging.
-                                let _close = CloseOnDrop(core.clone());
-                                if failed.load(Ordering::Acquire) {
-                                    return Ok(None);
-                                }
-                                let output = core.run_root(f(index), RootMode::Run);
-                                core.close();
-                                Ok(Some(CoreReport {
-                                    core: index,
-                                    cpu,
-                                    output,
-                                    stats: core.stats(),
-                                }))
-                            },
-                        )
-                        .expect("spawning a core thread")
-                })
-                .collect();
+                            };
+                            // Closes the core even if this thread unwinds, so that jobs
+                            // other cores send here are refused instead of hanging.
+                            let _close = CloseOnDrop(core.clone());
+                            if !go {
+                                return Ok(None);
+                            }
+                            let output = core.run_root(f(index), RootMode::Run);
+                            core.close();
+                            Ok(Some(CoreReport {
+                                core: index,
+                                cpu,
+                                output,
+                                stats: core.stats(),
+                            }))
+                        },
+                    )
+                };
+                match spawned {
+                    Ok(t) => threads.push(t),
+                    Err(e) => {
+                        // The threads already started wait at the gate: release them.
+                        gate.give_up();
+                        error = Some(e);
+                        break;
+                    }
+                }
+            }
             let mut reports = Vec::with_capacity(n);
-            let mut error = None;
             for t in threads {
                 match t.join() {
                     Ok(Ok(Some(r))) => reports.push(r),
                     Ok(Ok(None)) => {}
-                    Ok(Err(e)) => error = Some(e),
+                    // A spawn error is kept: it is why the others gave up.
+                    Ok(Err(e)) => {
+                        error.get_or_insert(e);
+                    }
                     Err(panic) => std::panic::resume_unwind(panic),
                 }
             }

@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::task::Shared;
+use super::inbox::Shared;
 
 #[derive(Default)]
 struct State {

@@ -22,9 +22,28 @@ use std::time::{Duration, Instant};
 
 use crate::context::{TimerKey, Timers};
 
-/// Waits for `duration`.
+/// Longer waits than this are "forever": their deadline is this far away (beyond any
+/// process's life, and small enough for every clock and kernel timeout to hold).
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// `start + duration`, saturated: a duration too long for an `Instant` (`Duration::MAX`, say)
+/// gives a far-future deadline instead of panicking.
+fn deadline_after(start: Instant, duration: Duration) -> Instant {
+    let mut wait = duration.min(FOREVER);
+    loop {
+        match start.checked_add(wait) {
+            Some(deadline) => return deadline,
+            // Only a clock near the end of its range gets here; 100 years halve to nothing in
+            // about 62 steps, and a zero wait always fits, so this ends.
+            None => wait /= 2,
+        }
+    }
+}
+
+/// Waits for `duration`. A duration too long to represent (e.g. `Duration::MAX`) waits
+/// forever.
 pub fn sleep(duration: Duration) -> Sleep {
-    sleep_until(Instant::now() + duration)
+    sleep_until(deadline_after(Instant::now(), duration))
 }
 
 /// Waits until `deadline`.
@@ -117,7 +136,8 @@ impl From<Elapsed> for std::io::Error {
 }
 
 /// Runs `future` for at most `duration`. When time runs out the future is dropped, which
-/// cancels any operation it had in flight (its buffer is freed once the kernel is done).
+/// cancels any operation it had in flight (its buffer is freed once the kernel is done). A
+/// duration too long to represent (e.g. `Duration::MAX`) never runs out.
 ///
 /// ```
 /// use std::time::Duration;
@@ -138,7 +158,8 @@ pub async fn timeout<F: Future>(duration: Duration, future: F) -> Result<F::Outp
     .await
 }
 
-/// Ticks every `period`; the first tick is immediate. Missed ticks are not made up: after a
+/// Ticks every `period`; the first tick is immediate (a `period` too long to represent ticks
+/// once, then waits forever). Missed ticks are not made up: after a
 /// stall the next tick is one period after the late one.
 ///
 /// ```
@@ -173,9 +194,9 @@ impl Interval {
     pub async fn tick(&mut self) -> Instant {
         (&mut self.sleep).await;
         let due = self.sleep.deadline();
-        let next = (due + self.period).max(Instant::now());
-        let next = if next > due + self.period {
-            Instant::now() + self.period
+        let next = deadline_after(due, self.period).max(Instant::now());
+        let next = if next > deadline_after(due, self.period) {
+            deadline_after(Instant::now(), self.period)
         } else {
             next
         };

@@ -1,10 +1,7 @@
-//! Tasks: spawned futures, their wakers and their join handles.
+//! Tasks and their join handles.
 //!
 //! A task lives in its core's task slab and never leaves that core, so its future need not be
-//! `Send`. Its waker, which may be sent anywhere, holds only the task's slab key and the core's
-//! thread-safe [`Shared`] part: woken on the core's own thread it goes straight onto the local
-//! run queue; woken from another thread it goes into the core's inbox and the core's eventfd
-//! is signalled.
+//! `Send`. Its outcome reaches its [`JoinHandle`] through a [`JoinSlot`].
 use std::any::Any;
 use std::cell::RefCell;
 use std::fmt;
@@ -12,107 +9,12 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
+use super::waker::TaskWaker;
 use super::Core;
-
-/// Work sent to a core from another thread; it runs on that core, inside its runtime.
-pub(crate) type Job = Box<dyn FnOnce() + Send>;
-
-/// The part of a core that other threads may touch: its inbox and its wake-up eventfd.
-pub(crate) struct Shared {
-    /// Unique per core; compared with the thread's current core to route a wake.
-    pub id: u64,
-    pub inbox: Mutex<Inbox>,
-    pub wake_fd: std::os::fd::OwnedFd,
-    /// Set when the eventfd was signalled and the core has not yet drained the inbox, so
-    /// that a burst of remote wakes costs one write.
-    pub notified: AtomicBool,
-}
-
-/// What other threads left for a core.
-#[derive(Default)]
-pub(crate) struct Inbox {
-    pub wakes: Vec<Arc<TaskWaker>>,
-    pub jobs: Vec<Job>,
-    /// The core has stopped: jobs sent now are dropped at once (their senders see that).
-    pub closed: bool,
-}
-
-impl Shared {
-    pub fn new(id: u64) -> std::io::Result<Shared> {
-        Ok(Shared {
-            id,
-            inbox: Mutex::new(Inbox::default()),
-            wake_fd: crate::sys::eventfd()?,
-            notified: AtomicBool::new(false),
-        })
-    }
-
-    pub fn lock(&self) -> std::sync::MutexGuard<'_, Inbox> {
-        self.inbox.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Wakes the core if it is parked (one eventfd write per burst).
-    pub fn notify(&self) {
-        if !self.notified.swap(true, Ordering::AcqRel) {
-            crate::sys::eventfd_signal(std::os::fd::AsRawFd::as_raw_fd(&self.wake_fd));
-        }
-    }
-
-    /// Sends `job` to run on this core; gives it back if the core has stopped.
-    pub fn send_job(&self, job: Job) -> Result<(), Job> {
-        {
-            let mut inbox = self.lock();
-            if inbox.closed {
-                return Err(job);
-            }
-            inbox.jobs.push(job);
-        }
-        self.notify();
-        Ok(())
-    }
-}
-
-/// The key a block_on root future is scheduled under (never a slab key).
-pub(crate) const ROOT_KEY: usize = usize::MAX;
-
-/// A task's waker.
-///
-/// State bit: `scheduled` is true from the moment the task is queued (locally or in the inbox)
-/// until the executor takes it off the queue to poll it; a wake while it is set does nothing,
-/// so a task is queued at most once.
-pub(crate) struct TaskWaker {
-    pub key: usize,
-    pub shared: Arc<Shared>,
-    pub scheduled: AtomicBool,
-}
-
-impl Wake for TaskWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        if self.scheduled.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        if super::current_id() == Some(self.shared.id) {
-            super::with_current(|core| core.run_queue.borrow_mut().push_back(self.clone()));
-        } else {
-            {
-                let mut inbox = self.shared.lock();
-                if inbox.closed {
-                    return;
-                }
-                inbox.wakes.push(self.clone());
-            }
-            self.shared.notify();
-        }
-    }
-}
 
 /// How a task ended abnormally.
 pub struct JoinError {
@@ -378,25 +280,4 @@ where
     core.stats.borrow_mut().tasks_spawned += 1;
     waker.wake_by_ref();
     JoinHandle::new(state)
-}
-
-/// Yields once to the other tasks of this core (and to I/O: the runtime completes a loop turn
-/// before the task runs again).
-///
-/// ```
-/// # corering::Runtime::new().unwrap().block_on(async {
-/// corering::yield_now().await;
-/// # });
-/// ```
-pub async fn yield_now() {
-    let mut yielded = false;
-    std::future::poll_fn(|cx| {
-        if yielded {
-            return Poll::Ready(());
-        }
-        yielded = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
-    })
-    .await
 }
