@@ -9,7 +9,7 @@
 //! with the cancel scopes it runs under, and on drop gives the op's resources to the driver,
 //! which keeps them until the kernel is done (see `driver::slots` for the lifecycle). Beside
 //! the ops live the two things every I/O object builds on: the fd handle ops hold
-//! ([`fd`]) and what cancelled ops leave behind ([`rescue`]).
+//! (`fd`) and what cancelled ops leave behind (`rescue`).
 //!
 //! The public functions here run single raw operations, for tests and benchmarks:
 //!
