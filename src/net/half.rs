@@ -111,7 +111,7 @@ impl Reader {
 
 impl Writer {
     pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        if let Some(rescue) = &self.rescue {
+        if let Some(rescue) = self.rescue.as_ref().filter(|r| !r.is_clear()) {
             if let Err(e) = rescue.check().await {
                 return (Err(e), buf);
             }

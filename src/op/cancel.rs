@@ -26,13 +26,18 @@ impl Cancelled {
     /// Whether `err` (or the error a [`PartialWrite`](crate::net::PartialWrite) wraps) says
     /// its operation was cancelled.
     pub fn is(err: &io::Error) -> bool {
-        let Some(inner) = err.get_ref() else {
-            return false;
-        };
-        inner.is::<Cancelled>()
-            || inner
-                .downcast_ref::<crate::net::PartialWrite>()
-                .is_some_and(|p| Cancelled::is(&p.error))
+        // Walk the error's chain (io errors wrapping errors wrapping io errors).
+        let mut cur: Option<&(dyn std::error::Error + 'static)> = err.get_ref().map(|e| e as _);
+        while let Some(e) = cur {
+            if e.is::<Cancelled>() {
+                return true;
+            }
+            cur = match e.downcast_ref::<io::Error>() {
+                Some(io) => io.get_ref().map(|e| e as _),
+                None => e.source(),
+            };
+        }
+        false
     }
 
     pub(crate) fn error(kind: io::ErrorKind) -> io::Error {
@@ -88,11 +93,14 @@ impl Scope {
 thread_local! {
     /// The scopes entered on this thread, outermost first.
     static ENTERED: RefCell<Vec<Rc<Scope>>> = const { RefCell::new(Vec::new()) };
+    /// `ENTERED.len()`, readable without touching the list (the common case: no scope).
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Enters `scope` until the guard drops.
 pub(crate) fn enter(scope: &Rc<Scope>) -> Entered {
     ENTERED.with(|e| e.borrow_mut().push(scope.clone()));
+    DEPTH.set(DEPTH.get() + 1);
     Entered(())
 }
 
@@ -101,13 +109,38 @@ pub(crate) struct Entered(());
 
 impl Drop for Entered {
     fn drop(&mut self) {
+        DEPTH.set(DEPTH.get() - 1);
         let left = ENTERED.with(|e| e.borrow_mut().pop());
         drop(left);
     }
 }
 
+/// Sets the entered scopes aside until the guard drops: a runtime's loop runs its tasks
+/// outside whatever scope the code that called `block_on` was in (a second runtime on the
+/// same thread, driven from inside a task of the first).
+pub(crate) fn set_aside() -> SetAside {
+    let saved = ENTERED.with(|e| std::mem::take(&mut *e.borrow_mut()));
+    DEPTH.set(0);
+    SetAside(saved)
+}
+
+/// Restores the scopes [`set_aside`] took.
+pub(crate) struct SetAside(Vec<Rc<Scope>>);
+
+impl Drop for SetAside {
+    fn drop(&mut self) {
+        let saved = std::mem::take(&mut self.0);
+        DEPTH.set(saved.len());
+        let inner = ENTERED.with(|e| std::mem::replace(&mut *e.borrow_mut(), saved));
+        drop(inner);
+    }
+}
+
 /// The error a new op gets if an entered scope is cancelled.
 pub(crate) fn cancelled_now() -> Option<io::Error> {
+    if DEPTH.get() == 0 {
+        return None;
+    }
     ENTERED.with(|e| e.borrow().iter().find_map(|s| s.error()))
 }
 
@@ -118,6 +151,9 @@ pub(crate) struct Filed {
 
 /// Files the op in `index` of `driver` with every entered scope; `None` if there is none.
 pub(crate) fn file(driver: &Rc<RefCell<Driver>>, index: usize) -> Option<Filed> {
+    if DEPTH.get() == 0 {
+        return None;
+    }
     ENTERED.with(|e| {
         let scopes = e.borrow();
         if scopes.is_empty() {

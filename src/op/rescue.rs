@@ -154,6 +154,11 @@ impl WriteRescue {
         self.pending.answered();
     }
 
+    /// Whether no cancelled write left anything: the next write goes ahead at once.
+    pub fn is_clear(&self) -> bool {
+        !self.pending.any() && !self.poisoned.get() && self.error.borrow().is_none()
+    }
+
     /// Waits for the cancelled writes; then whether the next write may go ahead.
     pub async fn check(&self) -> io::Result<()> {
         if self.pending.any() {

@@ -83,6 +83,7 @@ pub(crate) struct Enter {
     prev_id: Option<u64>,
     /// Restored after the fields above (fields drop in order).
     _ctx: EnterContext,
+    _scopes: crate::op::cancel::SetAside,
 }
 
 impl Enter {
@@ -94,6 +95,7 @@ impl Enter {
             prev,
             prev_id,
             _ctx: ctx,
+            _scopes: crate::op::cancel::set_aside(),
         }
     }
 }
