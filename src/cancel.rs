@@ -30,7 +30,7 @@
 //! [`PartialWrite`](crate::net::PartialWrite). The guarded future must end once its ops fail
 //! (a loop that retries every error would not); what it waits on other than corering's ops
 //! (a channel, a sleep) is not cut short.
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -42,6 +42,7 @@ use std::time::Duration;
 use crate::op::cancel::{self as scope, Scope};
 pub use crate::op::Cancelled;
 use crate::time::Sleep;
+use slab::Slab;
 
 /// A handle that cancels the scopes made with it ([`CancelExt::cancel_on`]); clones cancel
 /// the same scopes.
@@ -52,9 +53,9 @@ pub struct CancelToken {
 
 #[derive(Default)]
 struct TokenState {
-    scope: Rc<Scope>,
-    /// Guarded futures to wake when cancelled (they poll on to their end).
-    waiters: RefCell<Vec<Waker>>,
+    cancelled: Cell<bool>,
+    /// The scope of each live `cancel_on` future, and its waker (to finish once cancelled).
+    guarded: RefCell<Slab<(Rc<Scope>, Option<Waker>)>>,
 }
 
 impl CancelToken {
@@ -63,19 +64,30 @@ impl CancelToken {
         CancelToken::default()
     }
 
-    /// Cancels: every op running under the token's scopes is cancelled in the kernel, and
-    /// the futures they guard are woken to finish.
+    /// Cancels: every op running under the token's live scopes is cancelled in the kernel,
+    /// and the futures they guard are woken to finish; scopes made later start cancelled.
     pub fn cancel(&self) {
-        self.state.scope.cancel(io::ErrorKind::Other);
-        let waiters = std::mem::take(&mut *self.state.waiters.borrow_mut());
-        for w in waiters {
-            w.wake();
+        if self.state.cancelled.replace(true) {
+            return;
+        }
+        let guarded: Vec<_> = self
+            .state
+            .guarded
+            .borrow_mut()
+            .iter_mut()
+            .map(|(_, (scope, waker))| (scope.clone(), waker.take()))
+            .collect();
+        for (scope, waker) in guarded {
+            scope.cancel(io::ErrorKind::Other);
+            if let Some(w) = waker {
+                w.wake();
+            }
         }
     }
 
     /// Whether [`cancel`](CancelToken::cancel) was called.
     pub fn is_cancelled(&self) -> bool {
-        self.state.scope.is_cancelled()
+        self.state.cancelled.get()
     }
 }
 
@@ -94,8 +106,8 @@ pub trait CancelExt: Future + Sized {
     fn cancel_after(self, duration: Duration) -> WithCancel<Self> {
         WithCancel {
             future: self,
-            token: CancelToken::new(),
-            deadline: Some(crate::time::sleep(duration)),
+            scope: Rc::default(),
+            trigger: Trigger::Deadline(crate::time::sleep(duration)),
         }
     }
 
@@ -104,8 +116,8 @@ pub trait CancelExt: Future + Sized {
     fn cancel_on(self, token: &CancelToken) -> WithCancel<Self> {
         WithCancel {
             future: self,
-            token: token.clone(),
-            deadline: None,
+            scope: Rc::default(),
+            trigger: Trigger::Token(token.clone(), None),
         }
     }
 }
@@ -113,52 +125,85 @@ pub trait CancelExt: Future + Sized {
 impl<F: Future> CancelExt for F {}
 
 /// The future of [`CancelExt::cancel_after`] and [`CancelExt::cancel_on`].
+///
+/// Each has a scope of its own: once it is dropped, ops it had filed are no longer cancelled
+/// by its deadline or token.
 #[must_use = "futures do nothing unless awaited"]
 pub struct WithCancel<F> {
     future: F,
-    token: CancelToken,
-    deadline: Option<Sleep>,
+    scope: Rc<Scope>,
+    trigger: Trigger,
+}
+
+enum Trigger {
+    /// `cancel_after`: fires once; `None` after it has.
+    Deadline(Sleep),
+    Fired,
+    /// `cancel_on`: the token, and this future's entry with it once polled.
+    Token(CancelToken, Option<usize>),
 }
 
 impl<F: Future> Future for WithCancel<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `future` is structurally pinned (never moved out while `self` is pinned);
-        // the other fields are not, and `Sleep` is Unpin.
+        // SAFETY: `future` is structurally pinned (never moved out while `self` is pinned,
+        // and `Drop` does not touch it); the other fields are not, and are Unpin.
         let this = unsafe { self.get_unchecked_mut() };
         // SAFETY: as above.
         let mut future = unsafe { Pin::new_unchecked(&mut this.future) };
-        let state = &this.token.state;
+        if let Trigger::Token(token, _) = &this.trigger {
+            if token.is_cancelled() {
+                this.scope.cancel(io::ErrorKind::Other);
+            }
+        }
         let polled = {
-            let _entered = scope::enter(&state.scope);
+            let _entered = scope::enter(&this.scope);
             future.as_mut().poll(cx)
         };
-        if polled.is_ready() || state.scope.is_cancelled() {
+        if polled.is_ready() || this.scope.is_cancelled() {
             return polled;
         }
-        if let Some(deadline) = this.deadline.as_mut() {
-            if Pin::new(deadline).poll(cx).is_ready() {
-                this.deadline = None;
-                state.scope.cancel(io::ErrorKind::TimedOut);
-                // Ops not yet in the kernel fail at once; the others are answered soon.
-                let _entered = scope::enter(&state.scope);
-                return future.poll(cx);
+        match &mut this.trigger {
+            Trigger::Deadline(sleep) => {
+                if Pin::new(sleep).poll(cx).is_ready() {
+                    this.trigger = Trigger::Fired;
+                    this.scope.cancel(io::ErrorKind::TimedOut);
+                    // Ops not yet in the kernel fail at once; the others are answered soon.
+                    let _entered = scope::enter(&this.scope);
+                    return future.poll(cx);
+                }
             }
-        } else {
-            let mut waiters = state.waiters.borrow_mut();
-            if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
-                waiters.push(cx.waker().clone());
+            Trigger::Fired => {}
+            Trigger::Token(token, key) => {
+                let mut guarded = token.state.guarded.borrow_mut();
+                match key.and_then(|k| guarded.get_mut(k)) {
+                    Some((_, waker)) => match waker {
+                        Some(w) if w.will_wake(cx.waker()) => {}
+                        _ => *waker = Some(cx.waker().clone()),
+                    },
+                    None => {
+                        *key = Some(guarded.insert((this.scope.clone(), Some(cx.waker().clone()))))
+                    }
+                }
             }
         }
         Poll::Pending
     }
 }
 
+impl<F> Drop for WithCancel<F> {
+    fn drop(&mut self) {
+        if let Trigger::Token(token, Some(key)) = &self.trigger {
+            token.state.guarded.borrow_mut().try_remove(*key);
+        }
+    }
+}
+
 impl<F> fmt::Debug for WithCancel<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WithCancel")
-            .field("token", &self.token)
+            .field("cancelled", &self.scope.is_cancelled())
             .finish()
     }
 }

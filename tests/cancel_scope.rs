@@ -202,3 +202,83 @@ fn a_dropped_write_that_sent_bytes_poisons_the_write_side() {
         },
     );
 }
+
+/// A `write_all` dropped after part of its buffer went out poisons the write side on every
+/// backend: a retry would send those bytes twice.
+#[test]
+fn a_write_all_dropped_part_way_refuses_later_writes() {
+    each_runtime("a_write_all_dropped_part_way_refuses_later_writes", |rt| {
+        rt.block_on(async {
+            let (mut stream, _peer) = std_peer_pair().await;
+            // The peer reads nothing: the first writes fill the buffers, then one stalls.
+            let res = corering::time::timeout(
+                Duration::from_millis(50),
+                stream.write_all(vec![1u8; 32 << 20]),
+            )
+            .await;
+            assert!(res.is_err(), "32 MiB to a peer that reads nothing finished");
+            let (res, _) = stream.write_all(vec![2u8; 16]).await;
+            let err = res.expect_err("a retry after a dropped write_all");
+            assert!(err.to_string().contains("offset is unknown"), "{err}");
+            let (_, unread) = stream.into_std().await.expect("into_std");
+            assert!(
+                unread.write_error.is_some(),
+                "into_std reports the write side"
+            );
+        });
+    });
+}
+
+/// A scope's cancel reaches an epoll op whose readiness had arrived but was not yet acted on:
+/// two acceptors woken by one connection, cancelled before they run, both finish.
+#[test]
+fn a_cancel_after_readiness_still_ends_the_op() {
+    on_every_backend("a_cancel_after_readiness_still_ends_the_op", || async {
+        let listener = std::rc::Rc::new(corering::net::TcpListener::bind("127.0.0.1:0").unwrap());
+        let addr = listener.local_addr().unwrap();
+        let token = CancelToken::new();
+        let acceptors: Vec<_> = (0..2)
+            .map(|_| {
+                let (l, t) = (listener.clone(), token.clone());
+                spawn(async move { l.accept().cancel_on(&t).await.map(|(s, _)| s) })
+            })
+            .collect();
+        for _ in 0..5 {
+            yield_now().await;
+        }
+        let _client = std::net::TcpStream::connect(addr).expect("connect");
+        // The edge wakes both acceptors; this future runs first in the next turn.
+        yield_now().await;
+        token.cancel();
+        let mut accepted = 0;
+        for a in acceptors {
+            match within("cancelled acceptor", a).await.expect("acceptor") {
+                Ok(_) => accepted += 1,
+                Err(e) => assert!(Cancelled::is(&e), "{e:?}"),
+            }
+        }
+        if accepted == 0 {
+            within("the connection is still there", listener.accept())
+                .await
+                .expect("accept");
+        }
+        assert!(accepted <= 1);
+    });
+}
+
+/// A future no longer guarded by a token (its `cancel_on` wrapper was dropped) is not
+/// cancelled by that token later.
+#[test]
+fn a_dropped_guard_no_longer_cancels() {
+    on_every_backend("a_dropped_guard_no_longer_cancels", || async {
+        let (mut stream, mut peer) = std_peer_pair().await;
+        let token = CancelToken::new();
+        let mut read = Box::pin(stream.read(Vec::with_capacity(16)));
+        assert!(!poll_once_then_drop(read.as_mut().cancel_on(&token)).await);
+        token.cancel();
+        peer.write_all(b"still read").expect("send");
+        let (res, buf) = within("unguarded read", read).await;
+        let n = res.expect("a read no longer under the token");
+        assert_eq!(&buf[..n], b"still read"[..n].as_ref());
+    });
+}

@@ -311,3 +311,69 @@ fn a_read_into_no_room_is_refused_at_once() {
         assert_eq!(res.expect_err("no room").kind(), ErrorKind::InvalidInput);
     });
 }
+
+/// A socket made on one backend is refused, with an error, by a runtime of the other backend
+/// on the same thread (its blocking mode would block the thread there).
+#[test]
+fn a_socket_of_the_other_backend_is_refused() {
+    let Some(uring) = build_runtime(
+        "a_socket_of_the_other_backend_is_refused",
+        corering::BackendKind::Uring,
+    ) else {
+        return;
+    };
+    let epoll = build_runtime(
+        "a_socket_of_the_other_backend_is_refused",
+        corering::BackendKind::Epoll,
+    )
+    .expect("epoll");
+    let _dog = Watchdog::start(
+        "a_socket_of_the_other_backend_is_refused".into(),
+        HANG_LIMIT,
+    );
+    for (made, used) in [(&uring, &epoll), (&epoll, &uring)] {
+        let (mut stream, _peer) = made.block_on(std_peer_pair());
+        used.block_on(async {
+            let (res, _) = within(
+                "a read on the other backend",
+                stream.read(Vec::with_capacity(8)),
+            )
+            .await;
+            assert_eq!(res.expect_err("refused").kind(), ErrorKind::Unsupported);
+        });
+        made.block_on(async {
+            let (res, _) = stream.write_all(b"x".to_vec()).await;
+            res.expect("its own backend still works");
+        });
+    }
+}
+
+/// `close` and `into_std` do not wait for an op whose future was `mem::forget`-ten.
+#[test]
+fn close_and_into_std_do_not_wait_for_a_forgotten_op() {
+    each_runtime("close_and_into_std_do_not_wait_for_a_forgotten_op", |rt| {
+        rt.block_on(async {
+            for into_std in [false, true] {
+                let (mut stream, mut peer) = std_peer_pair().await;
+                let in_flight = {
+                    let mut r = Box::pin(stream.read(Vec::with_capacity(8)));
+                    let ready = futures_poll_once(r.as_mut()).await;
+                    std::mem::forget(r);
+                    !ready
+                };
+                yield_now().await;
+                if into_std {
+                    let (mut s, _) = within("into_std", stream.into_std())
+                        .await
+                        .expect("into_std");
+                    s.write_all(b"ok").expect("the std stream works");
+                    let mut got = [0u8; 2];
+                    peer.read_exact(&mut got).expect("peer");
+                } else {
+                    let res = within("close", stream.close()).await;
+                    assert_eq!(res.is_err(), in_flight, "{res:?}");
+                }
+            }
+        });
+    });
+}

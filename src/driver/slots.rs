@@ -127,6 +127,19 @@ impl OpTable {
         }
     }
 
+    /// Ends the op in `index` with `res` whether or not its answer had come (epoll: a cancel
+    /// overrides a readiness the future has not acted on yet). Orphaned or unknown: nothing.
+    pub fn override_result(&mut self, index: usize, res: i32) -> OnComplete {
+        match self.slots.get_mut(index) {
+            Some(Lifecycle::Completed { res: r, .. }) => {
+                *r = res;
+                OnComplete::Nothing
+            }
+            Some(Lifecycle::Waiting(_)) => self.complete(index, res, 0),
+            _ => OnComplete::Nothing,
+        }
+    }
+
     /// Polls the slot of a live future: its result if completed (freeing the slot), else
     /// records `waker` and stays pending.
     pub fn poll(&mut self, index: usize, waker: &Waker) -> Poll<(i32, u32)> {

@@ -61,11 +61,29 @@ pub(super) struct Reader {
     pub rescue: Option<Rc<ReadRescue>>,
 }
 
-/// The write side: the fd handle, and what cancelled writes left (io_uring only).
+/// The write side: the fd handle, and what cancelled writes left.
 #[derive(Debug)]
 pub(super) struct Writer {
     pub fd: SharedFd,
-    pub rescue: Option<Rc<WriteRescue>>,
+    pub rescue: Rc<WriteRescue>,
+    /// Ops of this side can be dropped while the kernel has them (io_uring): they report to
+    /// the rescue when answered.
+    pub orphans: bool,
+}
+
+/// Poisons the write side if a `write_all` is dropped after part of its buffer went out: the
+/// caller cannot know how much, and a retry would send those bytes twice.
+struct WriteAllGuard<'a> {
+    rescue: &'a WriteRescue,
+    written: usize,
+}
+
+impl Drop for WriteAllGuard<'_> {
+    fn drop(&mut self) {
+        if self.written > 0 {
+            self.rescue.poison();
+        }
+    }
 }
 
 impl Reader {
@@ -82,9 +100,15 @@ impl Reader {
                 return (res, buf);
             }
         }
-        Op::new(op::Recv::new(self.fd.clone(), buf, self.rescue.clone())).await
+        Op::on(
+            &self.fd,
+            op::Recv::new(self.fd.clone(), buf, self.rescue.clone()),
+        )
+        .await
     }
 
+    /// Dropped part way (not cancelled through a scope), the bytes it had read go with its
+    /// buffer: use a cancel scope to get them back.
     pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
         let total = buf.bytes_total();
         let mut filled = 0;
@@ -111,37 +135,46 @@ impl Reader {
 
 impl Writer {
     pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        if let Some(rescue) = self.rescue.as_ref().filter(|r| !r.is_clear()) {
-            if let Err(e) = rescue.check().await {
+        if !self.rescue.is_clear() {
+            if let Err(e) = self.rescue.check().await {
                 return (Err(e), buf);
             }
         }
-        Op::new(op::Send::new(self.fd.clone(), buf, self.rescue.clone())).await
+        let rescue = self.orphans.then(|| self.rescue.clone());
+        Op::on(&self.fd, op::Send::new(self.fd.clone(), buf, rescue)).await
     }
 
     pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
         let total = buf.bytes_init();
-        let mut written = 0;
+        let mut guard = WriteAllGuard {
+            rescue: &self.rescue,
+            written: 0,
+        };
         let mut buf = buf;
-        while written < total {
-            let (res, slice) = self.write(buf.slice(written..total)).await;
+        let res = loop {
+            if guard.written == total {
+                break Ok(());
+            }
+            let (res, slice) = self.write(buf.slice(guard.written..total)).await;
             buf = slice.into_inner();
             match res {
                 Ok(0) => {
                     let e =
                         io::Error::new(io::ErrorKind::WriteZero, "the socket accepted no bytes");
-                    return (Err(PartialWrite::error(written, e)), buf);
+                    break Err(e);
                 }
-                Ok(n) => written += n,
+                Ok(n) => guard.written += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (Err(PartialWrite::error(written, e)), buf),
+                Err(e) => break Err(e),
             }
-        }
-        (Ok(()), buf)
+        };
+        // Returned, not dropped: the caller learns the count.
+        let written = std::mem::take(&mut guard.written);
+        (res.map_err(|e| PartialWrite::error(written, e)), buf)
     }
 
     pub async fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
-        Op::new(op::Shutdown::new(self.fd.clone(), how)).await
+        Op::on(&self.fd, op::Shutdown::new(self.fd.clone(), how)).await
     }
 }
 
@@ -161,6 +194,8 @@ macro_rules! read_methods {
 
         /// Fills `buf` up to its capacity (`bytes_total`), reading as often as needed. End of
         /// stream first gives `UnexpectedEof`; what was read is in the buffer (its length).
+        /// Dropped part way, the bytes it had read go with its buffer; under a
+        /// [`CancelExt`](crate::cancel::CancelExt) scope it returns them in the buffer.
         pub async fn read_exact<B: IoBufMut>(&mut self, buf: B) -> BufResult<(), B> {
             self.$($reader)+.read_exact(buf).await
         }
@@ -183,6 +218,9 @@ macro_rules! write_methods {
 
         /// Writes every initialised byte of `buf`, as many writes as it takes. An error after
         /// some bytes went out carries their count ([`PartialWrite`](crate::net::PartialWrite)).
+        /// Dropped after some bytes went out, it makes every later write fail (the caller
+        /// cannot know how many; a retry would send them twice): to stop a `write_all` and
+        /// keep the stream, cancel it through a [`CancelExt`](crate::cancel::CancelExt) scope.
         pub async fn write_all<B: IoBuf>(&mut self, buf: B) -> BufResult<(), B> {
             self.$($writer)+.write_all(buf).await
         }

@@ -67,7 +67,7 @@ impl TcpListener {
     /// [`ShuttingDown`](crate::ShuttingDown) (test with `ShuttingDown::is(&err)`): accept loops
     /// end there and the connections already accepted drain.
     pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let mut accept = Op::new(Accept::new(self.fd.clone()));
+        let mut accept = Op::on(&self.fd, Accept::new(self.fd.clone()));
         let mut stop = crate::context::shutdown_requested();
         let (fd, addr) = std::future::poll_fn(|cx| {
             if Pin::new(&mut stop).poll(cx).is_ready() {

@@ -47,14 +47,17 @@ pub struct TcpStream {
     pub(super) _not_send: PhantomData<*const ()>,
 }
 
-/// What a stream's reads had received but not handed out when it was turned into a std
-/// stream: bytes rescued from cancelled reads, and the error one of them got.
+/// What a stream's cancelled ops had left when it was turned into a std stream: bytes
+/// rescued from cancelled reads and the error one of them got, and the state of the write side.
 #[derive(Debug, Default)]
 pub struct Unread {
     /// To be read before anything the std stream reads.
     pub bytes: Vec<u8>,
     /// The connection's error, reported by a cancelled read after those bytes.
     pub error: Option<io::Error>,
+    /// Why the write side took no more writes: a dropped write had sent part of its data (the
+    /// offset is unknown), or a cancelled write failed.
+    pub write_error: Option<io::Error>,
 }
 
 impl TcpStream {
@@ -69,7 +72,8 @@ impl TcpStream {
             },
             writer: Writer {
                 fd,
-                rescue: uring.then(Rc::default),
+                rescue: Rc::default(),
+                orphans: uring,
             },
             _not_send: PhantomData,
         }
@@ -86,7 +90,8 @@ impl TcpStream {
         for addr in super::resolve(addr)? {
             let fd = sys::tcp_socket(&addr, nonblocking)?;
             let stream = TcpStream::from_accepted(fd);
-            match Op::new(op::Connect::new(stream.reader.fd.clone(), &addr)).await {
+            let fd = &stream.reader.fd;
+            match Op::on(fd, op::Connect::new(fd.clone(), &addr)).await {
                 Ok(()) => return Ok(stream),
                 Err(e) => last = Some(e),
             }
@@ -101,20 +106,32 @@ impl TcpStream {
     }
 
     /// Turns the stream back into a std stream (in blocking mode), once every op of it still
-    /// in the kernel has been answered, with what its reads had received but not handed out.
+    /// in the kernel has been answered, with what its cancelled ops left ([`Unread`]). If an op
+    /// whose future was `mem::forget`-ten still holds the fd, the std stream gets a duplicate.
     pub async fn into_std(self) -> io::Result<(std::net::TcpStream, Unread)> {
         let TcpStream { reader, writer, .. } = self;
-        drop(writer);
-        let unread = match &reader.rescue {
-            Some(rescue) => {
-                let (bytes, error) = rescue.take_all().await;
-                Unread { bytes, error }
-            }
-            None => Unread::default(),
+        let (bytes, error) = match &reader.rescue {
+            Some(rescue) => rescue.take_all().await,
+            None => (Vec::new(), None),
         };
-        let fd = sole_owner(reader.fd).await;
+        let write_error = writer.rescue.check().await.err();
+        drop(writer);
+        reader.fd.settled().await;
+        let fd = match reader.fd.try_into_owned() {
+            Ok(fd) => fd,
+            Err(held) => {
+                // SAFETY: `held` keeps the fd open for the duration of the call.
+                let borrowed = unsafe { BorrowedFd::borrow_raw(held.raw()) };
+                borrowed.try_clone_to_owned()?
+            }
+        };
         let stream = std::net::TcpStream::from(fd);
         stream.set_nonblocking(false)?;
+        let unread = Unread {
+            bytes,
+            error,
+            write_error,
+        };
         Ok((stream, unread))
     }
 
@@ -147,12 +164,19 @@ impl TcpStream {
     }
 
     /// Closes the connection through the backend and reports any error. Waits until every op
-    /// of the stream still in the kernel (a cancelled one) has been answered.
+    /// of the stream still in the kernel (a cancelled one) has been answered. If an op whose
+    /// future was `mem::forget`-ten still holds the fd, it stays open (leaked with that op) and
+    /// this says so.
     pub async fn close(self) -> io::Result<()> {
         let TcpStream { reader, writer, .. } = self;
         drop((reader.rescue, writer));
-        let fd = sole_owner(reader.fd).await;
-        Op::new(op::Close::new(fd)).await
+        reader.fd.settled().await;
+        match reader.fd.try_into_owned() {
+            Ok(fd) => Op::new(op::Close::new(fd)).await,
+            Err(_) => Err(io::Error::other(
+                "the socket stays open: an operation whose future was forgotten holds it",
+            )),
+        }
     }
 
     /// Sets TCP_NODELAY.
@@ -178,17 +202,6 @@ impl TcpStream {
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         sys::local_addr(self.as_raw_fd())
-    }
-}
-
-/// Waits until `fd` is the only handle left (every op that held it answered), then owns it.
-async fn sole_owner(mut fd: SharedFd) -> OwnedFd {
-    loop {
-        fd.sole().await;
-        match fd.try_into_owned() {
-            Ok(owned) => return owned,
-            Err(back) => fd = back,
-        }
     }
 }
 

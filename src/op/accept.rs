@@ -64,6 +64,15 @@ impl EpollOp for Accept {
 impl OpCode for Accept {
     type Output = io::Result<(OwnedFd, SocketAddr)>;
 
+    fn on_orphaned(&mut self) {
+        self.fd.orphaned();
+    }
+
+    fn finish_orphaned(self, res: io::Result<u32>) {
+        self.fd.answered();
+        drop(self.complete(res));
+    }
+
     fn complete(self, res: io::Result<u32>) -> Self::Output {
         // SAFETY: a successful accept returns a new fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(res? as RawFd) };

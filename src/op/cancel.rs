@@ -136,11 +136,13 @@ impl Drop for SetAside {
     }
 }
 
+/// Whether any scope is entered (one thread-local read).
+pub(crate) fn any_entered() -> bool {
+    DEPTH.get() > 0
+}
+
 /// The error a new op gets if an entered scope is cancelled.
 pub(crate) fn cancelled_now() -> Option<io::Error> {
-    if DEPTH.get() == 0 {
-        return None;
-    }
     ENTERED.with(|e| e.borrow().iter().find_map(|s| s.error()))
 }
 
@@ -151,9 +153,6 @@ pub(crate) struct Filed {
 
 /// Files the op in `index` of `driver` with every entered scope; `None` if there is none.
 pub(crate) fn file(driver: &Rc<RefCell<Driver>>, index: usize) -> Option<Filed> {
-    if DEPTH.get() == 0 {
-        return None;
-    }
     ENTERED.with(|e| {
         let scopes = e.borrow();
         if scopes.is_empty() {

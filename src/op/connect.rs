@@ -66,6 +66,15 @@ impl EpollOp for Connect {
 impl OpCode for Connect {
     type Output = io::Result<()>;
 
+    fn on_orphaned(&mut self) {
+        self.fd.orphaned();
+    }
+
+    fn finish_orphaned(self, res: io::Result<u32>) {
+        self.fd.answered();
+        drop(self.complete(res));
+    }
+
     fn complete(self, res: io::Result<u32>) -> io::Result<()> {
         res.map(drop)
     }

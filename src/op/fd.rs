@@ -5,6 +5,11 @@
 //! op dropped in flight keeps its clone in the op table until its completion arrives, so no
 //! drop, `mem::forget` or misuse can make an op touch a number the kernel has reused: a
 //! forgotten op leaks its fd (with its buffer), it never aims at another file.
+//!
+//! The handle also remembers the backend it was made for (sockets are non-blocking on epoll
+//! only), so an op on another backend's runtime of the same thread is refused with an error
+//! instead of blocking the thread in a syscall; and it counts the ops holding it that were
+//! dropped in flight, so that `close` and `into_std` wait for those (and only those).
 use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
@@ -12,7 +17,7 @@ use std::rc::{Rc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Poll, Waker};
 
-use crate::driver::{Driver, FdKey};
+use crate::driver::{BackendKind, Driver, FdKey};
 
 /// Identities of open files, unique in the process (0 is "none").
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -27,10 +32,14 @@ struct Inner {
     /// Open until `Inner` drops (unless `released`).
     fd: RawFd,
     id: u64,
-    /// The driver of the core the fd was made on (its epoll may have registered it).
+    /// The driver of the core the fd was made on (its epoll may have registered it), and its
+    /// backend.
     driver: Weak<RefCell<Driver>>,
-    /// A task waiting to hold the only handle (close, into_std).
-    sole_waiter: RefCell<Option<Waker>>,
+    kind: Option<BackendKind>,
+    /// Ops holding a handle that were dropped in flight and not yet answered by the kernel.
+    in_kernel: Cell<usize>,
+    /// A task waiting for `in_kernel` to drop to zero (close, into_std).
+    waiter: RefCell<Option<Waker>>,
     /// The fd was taken out by `try_into_owned`: not closed here.
     released: Cell<bool>,
 }
@@ -38,13 +47,19 @@ struct Inner {
 impl SharedFd {
     /// Wraps `fd`, made on the current core (if any).
     pub fn new(fd: OwnedFd) -> SharedFd {
-        let driver = crate::context::with_current(|c| Rc::downgrade(&c.driver)).unwrap_or_default();
+        let here = crate::context::with_current(|c| (Rc::downgrade(&c.driver), c.kind));
+        let (driver, kind) = match here {
+            Some((driver, kind)) => (driver, Some(kind)),
+            None => (Weak::new(), None),
+        };
         SharedFd {
             inner: Rc::new(Inner {
                 fd: fd.into_raw_fd(),
                 id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
                 driver,
-                sole_waiter: RefCell::new(None),
+                kind,
+                in_kernel: Cell::new(0),
+                waiter: RefCell::new(None),
                 released: Cell::new(false),
             }),
         }
@@ -67,13 +82,35 @@ impl SharedFd {
         Rc::ptr_eq(&self.inner, &other.inner)
     }
 
-    /// Waits until this is the only handle: every op that held the fd has completed.
-    pub async fn sole(&self) {
+    /// The backend the fd was made for (`None`: made outside a runtime).
+    pub fn kind(&self) -> Option<BackendKind> {
+        self.inner.kind
+    }
+
+    /// An op holding this handle was dropped while the kernel has it.
+    pub fn orphaned(&self) {
+        self.inner.in_kernel.set(self.inner.in_kernel.get() + 1);
+    }
+
+    /// The kernel answered such an op (its handle is released right after).
+    pub fn answered(&self) {
+        let left = self.inner.in_kernel.get().saturating_sub(1);
+        self.inner.in_kernel.set(left);
+        if left == 0 {
+            let waiter = self.inner.waiter.borrow_mut().take();
+            if let Some(w) = waiter {
+                w.wake();
+            }
+        }
+    }
+
+    /// Waits until every op holding the fd that was dropped in flight has been answered.
+    pub async fn settled(&self) {
         poll_fn(|cx| {
-            if Rc::strong_count(&self.inner) == 1 {
+            if self.inner.in_kernel.get() == 0 {
                 return Poll::Ready(());
             }
-            *self.inner.sole_waiter.borrow_mut() = Some(cx.waker().clone());
+            *self.inner.waiter.borrow_mut() = Some(cx.waker().clone());
             Poll::Pending
         })
         .await
@@ -96,18 +133,6 @@ impl Clone for SharedFd {
     fn clone(&self) -> SharedFd {
         SharedFd {
             inner: self.inner.clone(),
-        }
-    }
-}
-
-impl Drop for SharedFd {
-    fn drop(&mut self) {
-        if Rc::strong_count(&self.inner) == 2 {
-            // The handle left is about to be the only one.
-            let waiter = self.inner.sole_waiter.borrow_mut().take();
-            if let Some(w) = waiter {
-                w.wake();
-            }
         }
     }
 }

@@ -59,6 +59,8 @@ pub(crate) struct Op<T: OpCode> {
     data: Option<T>,
     /// The cancel scopes the op is filed with (while it is in the kernel).
     filed: Option<cancel::Filed>,
+    /// Its fd was made for the other backend: the first poll fails.
+    refused: bool,
 }
 
 // An Op is never structurally pinned: it only holds its data and a slot index.
@@ -72,7 +74,19 @@ impl<T: OpCode> Op<T> {
             slot: OpSlot::default(),
             data: Some(data),
             filed: None,
+            refused: false,
         }
+    }
+
+    /// An op on `fd`, on the current core's driver. Panics outside a runtime. Refused (its
+    /// first poll fails) if `fd` was made for the other backend: its blocking mode and its
+    /// registration belong to that one.
+    pub fn on(fd: &SharedFd, data: T) -> Op<T> {
+        let mut op = Op::new(data);
+        op.refused = fd
+            .kind()
+            .is_some_and(|kind| kind != op.driver.borrow().kind());
+        op
     }
 
     /// The kernel's answer, as the future returns it: `-ECANCELED` from a scope's cancel
@@ -94,8 +108,13 @@ impl<T: OpCode> Future for Op<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T::Output> {
         let this = self.get_mut();
         let fresh = this.slot.index.is_none();
-        if T::CANCELLABLE && fresh {
-            if let Some(err) = cancel::cancelled_now() {
+        let scoped = T::CANCELLABLE && fresh && cancel::any_entered();
+        if fresh && (this.refused || scoped) {
+            let err = match this.refused {
+                true => Some(other_backend()),
+                false => cancel::cancelled_now(),
+            };
+            if let Some(err) = err {
                 let op = this.data.take().expect("op polled after it completed");
                 return Poll::Ready(op.complete(Err(err)));
             }
@@ -105,7 +124,7 @@ impl<T: OpCode> Future for Op<T> {
         let res = match polled {
             Poll::Ready(res) => this.answer(res),
             Poll::Pending => {
-                if let (true, true, Some(index)) = (T::CANCELLABLE, fresh, this.slot.index) {
+                if let (true, Some(index)) = (scoped, this.slot.index) {
                     this.filed = cancel::file(&this.driver, index);
                 }
                 return Poll::Pending;
@@ -135,6 +154,14 @@ impl<T: OpCode> Drop for Op<T> {
         // into the driver (e.g. a socket unregistering itself).
         leftover.release();
     }
+}
+
+fn other_backend() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "this socket was made on a runtime of the other backend (its blocking mode and \
+         registration belong there); move it with into_std and from_std",
+    )
 }
 
 /// Runs one no-op through the backend: on io_uring a NOP submission and its completion, on

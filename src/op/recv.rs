@@ -72,6 +72,7 @@ impl<B: IoBufMut> OpCode for Recv<B> {
     }
 
     fn on_orphaned(&mut self) {
+        self.fd.orphaned();
         if let Some(r) = &self.rescue {
             self.orphaned = true;
             r.orphaned();
@@ -79,6 +80,7 @@ impl<B: IoBufMut> OpCode for Recv<B> {
     }
 
     fn finish_orphaned(self, res: io::Result<u32>) {
+        self.fd.answered();
         let (Some(rescue), true) = (&self.rescue, self.orphaned) else {
             return;
         };

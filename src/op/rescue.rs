@@ -59,8 +59,13 @@ impl Unanswered {
     }
 }
 
+/// The answer of an op that the cancel reached before it transferred anything (an op running
+/// in an io-wq worker answers a cancel with `-EINTR`).
 fn is_cancel(err: &io::Error) -> bool {
-    err.raw_os_error() == Some(libc::ECANCELED)
+    matches!(
+        err.raw_os_error(),
+        Some(libc::ECANCELED) | Some(libc::EINTR)
+    )
 }
 
 /// What cancelled reads of one stream left: bytes, then an error, for the next reads.
@@ -152,6 +157,11 @@ impl WriteRescue {
             }
         }
         self.pending.answered();
+    }
+
+    /// A `write_all` was dropped after part of its buffer went out: the offset is unknown.
+    pub fn poison(&self) {
+        self.poisoned.set(true);
     }
 
     /// Whether no cancelled write left anything: the next write goes ahead at once.

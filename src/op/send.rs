@@ -69,6 +69,7 @@ impl<B: IoBuf> OpCode for Send<B> {
     }
 
     fn on_orphaned(&mut self) {
+        self.fd.orphaned();
         if let Some(r) = &self.rescue {
             self.orphaned = true;
             r.orphaned();
@@ -76,6 +77,7 @@ impl<B: IoBuf> OpCode for Send<B> {
     }
 
     fn finish_orphaned(self, res: io::Result<u32>) {
+        self.fd.answered();
         if let (Some(rescue), true) = (&self.rescue, self.orphaned) {
             rescue.answered(res);
         }

@@ -48,6 +48,15 @@ impl EpollOp for Shutdown {
 impl OpCode for Shutdown {
     type Output = io::Result<()>;
 
+    fn on_orphaned(&mut self) {
+        self.fd.orphaned();
+    }
+
+    fn finish_orphaned(self, res: io::Result<u32>) {
+        self.fd.answered();
+        drop(self.complete(res));
+    }
+
     fn complete(self, res: io::Result<u32>) -> io::Result<()> {
         res.map(drop)
     }

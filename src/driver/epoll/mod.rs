@@ -185,12 +185,11 @@ impl EpollDriver {
     }
 
     /// A cancel scope ends a parked op: it completes with `-ECANCELED` (nothing is in the
-    /// kernel, so nothing was transferred); the future unfiles it when it takes the result.
+    /// kernel, so nothing was transferred), also when a readiness it has not acted on yet had
+    /// come (its retry could only park it again); the future unfiles it when it takes the result.
     pub fn cancel_op(&mut self, index: usize) {
-        if self.ops.is_waiting(index) {
-            self.ready
-                .push(self.ops.complete(index, -libc::ECANCELED, 0));
-        }
+        let action = self.ops.override_result(index, -libc::ECANCELED);
+        self.ready.push(action);
     }
 
     /// Registers `key`'s file under its number, edge-triggered, for both directions, urgent
