@@ -68,6 +68,11 @@ pub(crate) enum OnDrop {
 #[derive(Default)]
 pub(crate) struct OpTable {
     slots: Slab<Lifecycle>,
+    /// The generation of each slot index's current op (`gens[i]` for `slots[i]`): an io_uring
+    /// `user_data` carries it beside the index, so a late answer or cancel aimed at an op that
+    /// is gone never reaches the next op filed under the same index.
+    gens: Vec<u32>,
+    next_gen: u32,
     /// How many slots are `Orphaned`.
     orphaned: usize,
 }
@@ -75,7 +80,25 @@ pub(crate) struct OpTable {
 impl OpTable {
     /// Files a new in-flight op; its index is its token.
     pub fn insert(&mut self, waker: &Waker) -> usize {
-        self.slots.insert(Lifecycle::Waiting(waker.clone()))
+        let index = self.slots.insert(Lifecycle::Waiting(waker.clone()));
+        if index >= self.gens.len() {
+            self.gens.resize(index + 1, 0);
+        }
+        self.next_gen = self.next_gen.wrapping_add(1);
+        self.gens[index] = self.next_gen;
+        index
+    }
+
+    /// The io_uring `user_data` naming the op now in `index`: generation and index.
+    pub fn user_data(&self, index: usize) -> u64 {
+        (u64::from(self.gens[index]) << 32) | index as u64
+    }
+
+    /// The slot a `user_data` names, if that op is still in it.
+    pub fn index_of(&self, user_data: u64) -> Option<usize> {
+        let index = (user_data & u64::from(u32::MAX)) as usize;
+        let current = self.slots.contains(index) && u64::from(self.gens[index]) == user_data >> 32;
+        current.then_some(index)
     }
 
     /// How many slots are occupied (in flight, completed-but-not-taken, or orphaned).
@@ -367,6 +390,26 @@ mod tests {
         }
         assert_eq!((table.orphaned(), table.len()), (0, 0));
         assert_eq!(count.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_user_data_names_one_op_not_its_index() {
+        let mut table = OpTable::default();
+        let (_, w) = waker();
+        let i = table.insert(&w);
+        let first = table.user_data(i);
+        assert_eq!(table.index_of(first), Some(i));
+        wake(table.complete(i, 0, 0));
+        assert!(table.poll(i, &w).is_ready());
+        assert_eq!(table.index_of(first), None, "freed");
+        let j = table.insert(&w);
+        assert_eq!(j, i, "the index is reused");
+        assert_eq!(
+            table.index_of(first),
+            None,
+            "a stale user_data names nothing"
+        );
+        assert_eq!(table.index_of(table.user_data(j)), Some(j));
     }
 
     #[test]

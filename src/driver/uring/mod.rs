@@ -102,7 +102,7 @@ impl UringDriver {
             UringStep::Done(res) => return Poll::Ready(res),
         };
         let index = self.ops.insert(cx.waker());
-        if let Err(e) = self.push(entry.user_data(index as u64)) {
+        if let Err(e) = self.push(entry.user_data(self.ops.user_data(index))) {
             // The entry never reached the queue: nothing of the op is in the kernel.
             self.ops.remove(index);
             op.submit_failed();
@@ -156,7 +156,7 @@ impl UringDriver {
     /// Queues an ASYNC_CANCEL for the op in `index`. If it cannot be queued the op simply runs
     /// to completion; its resources are kept either way.
     fn cancel(&mut self, index: usize) {
-        let entry = opcode::AsyncCancel::new(index as u64)
+        let entry = opcode::AsyncCancel::new(self.ops.user_data(index))
             .build()
             .user_data(CANCEL_TOKEN);
         let _ = self.push(entry);
@@ -382,9 +382,11 @@ fn handle_cqe(
             drain_wake(wake_fd);
         }
         CANCEL_TOKEN | TIMEOUT_TOKEN => {}
-        index => {
+        user_data => {
             stats.ops_completed += 1;
-            ready.push(ops.complete(index as usize, cqe.result(), cqe.flags()));
+            if let Some(index) = ops.index_of(user_data) {
+                ready.push(ops.complete(index, cqe.result(), cqe.flags()));
+            }
         }
     }
 }
