@@ -54,6 +54,11 @@ pub(crate) fn current_driver() -> Rc<RefCell<Driver>> {
     with_current(|c| c.driver.clone()).expect(OUTSIDE)
 }
 
+/// The current core's driver and backend, in one look-up. Panics outside a runtime.
+pub(crate) fn current_driver_and_kind() -> (Rc<RefCell<Driver>>, BackendKind) {
+    with_current(|c| (c.driver.clone(), c.kind)).expect(OUTSIDE)
+}
+
 /// The current core's timers. Panics outside a runtime.
 pub(crate) fn current_timers() -> Rc<RefCell<Timers>> {
     with_current(|c| c.timers.clone()).expect(OUTSIDE)

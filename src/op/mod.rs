@@ -82,11 +82,14 @@ impl<T: OpCode> Op<T> {
     /// first poll fails) if `fd` was made for the other backend: its blocking mode and its
     /// registration belong to that one.
     pub fn on(fd: &SharedFd, data: T) -> Op<T> {
-        let mut op = Op::new(data);
-        op.refused = fd
-            .kind()
-            .is_some_and(|kind| kind != op.driver.borrow().kind());
-        op
+        let (driver, kind) = crate::context::current_driver_and_kind();
+        Op {
+            driver,
+            slot: OpSlot::default(),
+            data: Some(data),
+            filed: None,
+            refused: fd.kind().is_some_and(|k| k != kind),
+        }
     }
 
     /// The kernel's answer, as the future returns it: `-ECANCELED` from a scope's cancel

@@ -71,6 +71,9 @@ fn is_cancel(err: &io::Error) -> bool {
 /// What cancelled reads of one stream left: bytes, then an error, for the next reads.
 #[derive(Default)]
 pub(crate) struct ReadRescue {
+    /// A read was cancelled since the side was last found empty: the one flag a read's fast
+    /// path looks at.
+    touched: Cell<bool>,
     pending: Unanswered,
     /// Bytes from cancelled reads, oldest first.
     stash: RefCell<VecDeque<u8>>,
@@ -81,6 +84,7 @@ pub(crate) struct ReadRescue {
 impl ReadRescue {
     /// A read of the stream was cancelled while in the kernel.
     pub fn orphaned(&self) {
+        self.touched.set(true);
         self.pending.add();
     }
 
@@ -98,7 +102,13 @@ impl ReadRescue {
 
     /// Whether a read must go through [`take_into`](ReadRescue::take_into) first.
     pub fn is_pending(&self) -> bool {
-        self.pending.any() || !self.stash.borrow().is_empty() || self.error.borrow().is_some()
+        self.touched.get()
+    }
+
+    /// Clears `touched` once nothing is left.
+    fn settle(&self) {
+        let empty = !self.pending.any() && self.stash.borrow().is_empty();
+        self.touched.set(!(empty && self.error.borrow().is_none()));
     }
 
     /// Waits for the cancelled reads, then moves rescued bytes into `buf` (at its start, up to
@@ -109,7 +119,10 @@ impl ReadRescue {
         let mut stash = self.stash.borrow_mut();
         let n = stash.len().min(buf.bytes_total());
         if n == 0 {
-            return self.error.borrow_mut().take().map(Err);
+            drop(stash);
+            let error = self.error.borrow_mut().take();
+            self.settle();
+            return error.map(Err);
         }
         let ptr = buf.stable_mut_ptr();
         for (i, byte) in stash.drain(..n).enumerate() {
@@ -119,6 +132,8 @@ impl ReadRescue {
         }
         // SAFETY: the first `n` bytes were just written.
         unsafe { buf.set_init(n) };
+        drop(stash);
+        self.settle();
         Some(Ok(n))
     }
 
@@ -126,7 +141,9 @@ impl ReadRescue {
     pub async fn take_all(&self) -> (Vec<u8>, Option<io::Error>) {
         self.pending.wait_none().await;
         let bytes = self.stash.borrow_mut().drain(..).collect();
-        (bytes, self.error.borrow_mut().take())
+        let error = self.error.borrow_mut().take();
+        self.settle();
+        (bytes, error)
     }
 }
 
@@ -134,6 +151,9 @@ impl ReadRescue {
 /// the error one got.
 #[derive(Default)]
 pub(crate) struct WriteRescue {
+    /// A write was cancelled or dropped since the side was last found clear: the one flag a
+    /// write's fast path looks at.
+    touched: Cell<bool>,
     pending: Unanswered,
     /// A cancelled write sent some bytes: the stream's offset is unknown for good.
     poisoned: Cell<bool>,
@@ -143,6 +163,7 @@ pub(crate) struct WriteRescue {
 impl WriteRescue {
     /// A write of the stream was cancelled while in the kernel.
     pub fn orphaned(&self) {
+        self.touched.set(true);
         self.pending.add();
     }
 
@@ -161,12 +182,13 @@ impl WriteRescue {
 
     /// A `write_all` was dropped after part of its buffer went out: the offset is unknown.
     pub fn poison(&self) {
+        self.touched.set(true);
         self.poisoned.set(true);
     }
 
     /// Whether no cancelled write left anything: the next write goes ahead at once.
     pub fn is_clear(&self) -> bool {
-        !self.pending.any() && !self.poisoned.get() && self.error.borrow().is_none()
+        !self.touched.get()
     }
 
     /// Waits for the cancelled writes; then whether the next write may go ahead.
@@ -180,7 +202,9 @@ impl WriteRescue {
                  data; the stream's write offset is unknown, so it takes no more writes",
             ));
         }
-        match self.error.borrow_mut().take() {
+        let error = self.error.borrow_mut().take();
+        self.touched.set(self.pending.any());
+        match error {
             Some(e) => Err(e),
             None => Ok(()),
         }

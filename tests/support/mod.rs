@@ -319,6 +319,21 @@ pub async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
     .await
 }
 
+/// After letting the runtime turn a few times (so whatever it had queued is submitted),
+/// asserts that `peer` has received nothing.
+pub async fn assert_nothing_arrives(peer: &mut std::net::TcpStream) {
+    use std::io::Read;
+    for _ in 0..5 {
+        corering::time::sleep(Duration::from_millis(2)).await;
+    }
+    peer.set_nonblocking(true).expect("nonblocking");
+    let mut got = [0u8; 64];
+    match peer.read(&mut got) {
+        Ok(n) => panic!("the peer got {:?}", String::from_utf8_lossy(&got[..n])),
+        Err(e) => assert_eq!(e.kind(), io::ErrorKind::WouldBlock),
+    }
+}
+
 /// A connected loopback pair: (client, server).
 pub async fn tcp_pair() -> (TcpStream, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");

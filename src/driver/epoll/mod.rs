@@ -100,7 +100,8 @@ impl EpollDriver {
                     self.finish(slot);
                     return Poll::Ready(Err(io::Error::from_raw_os_error(-res)));
                 }
-                Poll::Ready(_) => {}
+                // The edge that said so took the waiter off its list.
+                Poll::Ready(_) => slot.parked = None,
             },
             None => self.stats.ops_submitted += 1,
         }
