@@ -282,3 +282,31 @@ fn a_dropped_guard_no_longer_cancels() {
         assert_eq!(&buf[..n], b"still read"[..n].as_ref());
     });
 }
+
+/// A second runtime driven from inside a scope of the first (same thread) runs its tasks
+/// outside that scope: a cancelled token of the outer code does not reach its ops.
+#[test]
+fn a_scope_does_not_leak_into_a_nested_runtime() {
+    each_builder(
+        "a_scope_does_not_leak_into_a_nested_runtime",
+        |_, builder| {
+            let outer = builder.clone().build().expect("outer runtime");
+            let inner = builder.build().expect("inner runtime");
+            let token = CancelToken::new();
+            token.cancel();
+            let got = outer.block_on(
+                async {
+                    inner.block_on(async {
+                        let (mut stream, mut peer) = std_peer_pair().await;
+                        peer.write_all(b"inner").expect("send");
+                        let (res, buf) =
+                            within("inner read", stream.read(Vec::with_capacity(8))).await;
+                        buf[..res.expect("a read of the inner runtime")].to_vec()
+                    })
+                }
+                .cancel_on(&token),
+            );
+            assert_eq!(got, b"inner");
+        },
+    );
+}
