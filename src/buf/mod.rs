@@ -114,101 +114,66 @@ pub unsafe trait IoBufMut: IoBuf {
     unsafe fn set_init(&mut self, pos: usize);
 }
 
-// SAFETY: a Vec's bytes live on the heap; moving the Vec moves only its (ptr, len, cap) triple,
-// and the allocation does not change unless the Vec is grown through its own API.
-unsafe impl IoBuf for Vec<u8> {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.capacity()
-    }
-}
-
-// SAFETY: as for IoBuf; the capacity is writable memory owned by the Vec.
-unsafe impl IoBufMut for Vec<u8> {
-    fn stable_mut_ptr(&mut self) -> *mut u8 {
-        self.as_mut_ptr()
-    }
-    unsafe fn set_init(&mut self, pos: usize) {
-        if self.len() < pos {
-            // SAFETY: the caller guarantees the first `pos` bytes are initialised and that
-            // `pos <= capacity`.
-            unsafe { self.set_len(pos) };
+/// `IoBuf` for growable containers: `len()` bytes initialised out of `capacity()` owned ones,
+/// on the heap, behind a pointer that moving the value does not change.
+macro_rules! growable_iobuf {
+    ($($(#[$attr:meta])* $ty:ty => $why:literal),* $(,)?) => {$(
+        $(#[$attr])*
+        // SAFETY: see the reason given with the type; the allocation changes only when the
+        // value is grown through its own API, which needs it back from the runtime.
+        #[doc = $why]
+        unsafe impl IoBuf for $ty {
+            fn stable_ptr(&self) -> *const u8 {
+                self.as_ptr()
+            }
+            fn bytes_init(&self) -> usize {
+                self.len()
+            }
+            fn bytes_total(&self) -> usize {
+                self.capacity()
+            }
         }
-    }
+    )*};
 }
 
-// SAFETY: a String's bytes live on the heap like a Vec's; moving the String moves only its
-// (ptr, len, cap) triple. Its first `len()` bytes are initialised (valid UTF-8), and it owns
-// `capacity()` bytes. Only `IoBuf`: a read could write bytes that are not UTF-8.
-unsafe impl IoBuf for String {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.capacity()
-    }
-}
-
-/// With the `bytes` feature.
-// SAFETY: a `Bytes` points into heap or `'static` memory that it shares and never mutates;
-// moving the handle does not move the bytes, and they stay alive while the handle does. All
-// `len()` bytes are initialised.
-#[cfg(feature = "bytes")]
-unsafe impl IoBuf for bytes::Bytes {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.len()
-    }
-}
-
-/// With the `bytes` feature.
-// SAFETY: a `BytesMut` uniquely owns `capacity()` bytes from `as_ptr()` on the heap (never
-// inline in the value), so moving it does not move them; the first `len()` are initialised.
-#[cfg(feature = "bytes")]
-unsafe impl IoBuf for bytes::BytesMut {
-    fn stable_ptr(&self) -> *const u8 {
-        self.as_ptr()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len()
-    }
-    fn bytes_total(&self) -> usize {
-        self.capacity()
-    }
-}
-
-/// With the `bytes` feature.
-// SAFETY: as for IoBuf; the `capacity()` bytes are the BytesMut's own, unique and writable.
-#[cfg(feature = "bytes")]
-unsafe impl IoBufMut for bytes::BytesMut {
-    fn stable_mut_ptr(&mut self) -> *mut u8 {
-        self.as_mut_ptr()
-    }
-    unsafe fn set_init(&mut self, pos: usize) {
-        if self.len() < pos {
-            // SAFETY: the caller guarantees the first `pos` bytes are initialised and that
-            // `pos <= capacity`.
-            unsafe { self.set_len(pos) };
+/// `IoBufMut` for growable containers whose spare capacity is their own and writable.
+macro_rules! growable_iobuf_mut {
+    ($($(#[$attr:meta])* $ty:ty),* $(,)?) => {$(
+        $(#[$attr])*
+        // SAFETY: as for its IoBuf; the `capacity()` bytes are the value's own, unique and
+        // writable.
+        unsafe impl IoBufMut for $ty {
+            fn stable_mut_ptr(&mut self) -> *mut u8 {
+                self.as_mut_ptr()
+            }
+            unsafe fn set_init(&mut self, pos: usize) {
+                if self.len() < pos {
+                    // SAFETY: the caller guarantees the first `pos` bytes are initialised and
+                    // that `pos <= capacity`.
+                    unsafe { self.set_len(pos) };
+                }
+            }
         }
-    }
+    )*};
+}
+
+growable_iobuf! {
+    Vec<u8> => "A Vec's bytes live on the heap; moving it moves only its (ptr, len, cap).",
+    String => "Like a Vec's; only `IoBuf`: a read could write bytes that are not UTF-8.",
+    #[cfg(feature = "bytes")]
+    bytes::BytesMut => "With the `bytes` feature. It uniquely owns its heap bytes, never inline.",
+}
+
+growable_iobuf_mut! {
+    Vec<u8>,
+    #[cfg(feature = "bytes")]
+    bytes::BytesMut,
 }
 
 /// `IoBuf` for fixed byte containers whose every byte is initialised: init == total == len.
 macro_rules! fixed_iobuf {
-    ($($ty:ty => $why:literal),* $(,)?) => {$(
+    ($($(#[$attr:meta])* $ty:ty => $why:literal),* $(,)?) => {$(
+        $(#[$attr])*
         // SAFETY: see the reason given with the type below; the bytes never move or resize
         // while the value lives.
         #[doc = $why]
@@ -227,6 +192,8 @@ macro_rules! fixed_iobuf {
 }
 
 fixed_iobuf! {
+    #[cfg(feature = "bytes")]
+    bytes::Bytes => "With the `bytes` feature. Shared heap or `'static` bytes it never mutates.",
     Box<[u8]> => "A boxed slice's bytes live on the heap and never move or resize.",
     &'static [u8] => "'static memory is valid for the life of the program and immutable here.",
     &'static str => "'static memory is valid for the life of the program and immutable here.",
