@@ -175,6 +175,12 @@ impl<F: Future> Future for WithCancel<F> {
                 }
             }
             Trigger::Fired => {}
+            // Cancelled by the future itself during this first poll, before it was guarded.
+            Trigger::Token(token, _) if token.is_cancelled() => {
+                this.scope.cancel(io::ErrorKind::Other);
+                let _entered = scope::enter(&this.scope);
+                return future.poll(cx);
+            }
             Trigger::Token(token, key) => {
                 let mut guarded = token.state.guarded.borrow_mut();
                 match key.and_then(|k| guarded.get_mut(k)) {

@@ -165,6 +165,16 @@ impl Driver {
         }
     }
 
+    /// Whether wakers or orphans were gathered outside `park` (a cancel scope's epoll cancel,
+    /// a reap while pushing): the next park must not block before they are run.
+    pub fn has_ready(&self) -> bool {
+        let ready = match self {
+            Driver::Uring(d) => &d.ready,
+            Driver::Epoll(d) => &d.ready,
+        };
+        !ready.wakers.is_empty() || !ready.orphans.is_empty()
+    }
+
     /// Moves the gathered wakers and orphans into `into` (which the caller then runs).
     pub fn take_ready(&mut self, into: &mut Ready) {
         let ready = match self {

@@ -92,12 +92,12 @@ impl<T: OpCode> Op<T> {
         }
     }
 
-    /// The kernel's answer, as the future returns it: `-ECANCELED` from a scope's cancel
-    /// becomes that scope's error.
+    /// The kernel's answer, as the future returns it: `-ECANCELED` (or `-EINTR`, an io-wq
+    /// op's answer to a cancel) after a scope's cancel becomes that scope's error.
     fn answer(&mut self, res: io::Result<u32>) -> io::Result<u32> {
         let filed = self.filed.take();
         match res {
-            Err(e) if e.raw_os_error() == Some(libc::ECANCELED) => {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ECANCELED | libc::EINTR)) => {
                 Err(filed.and_then(|f| f.error()).unwrap_or(e))
             }
             res => res,

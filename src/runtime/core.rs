@@ -211,8 +211,10 @@ impl Core {
     fn park_timeout(&self, root_done: bool) -> Option<Duration> {
         // A finished root with nothing left to drain: only look for completions, then end.
         let drained = root_done && self.tasks.borrow().is_empty();
-        let busy =
-            drained || (!root_done && self.root_woken.get()) || !self.run_queue.borrow().is_empty();
+        let busy = drained
+            || (!root_done && self.root_woken.get())
+            || !self.run_queue.borrow().is_empty()
+            || self.ctx.driver.borrow().has_ready();
         if busy {
             return Some(Duration::ZERO);
         }
