@@ -114,13 +114,14 @@ pub unsafe trait IoBufMut: IoBuf {
     unsafe fn set_init(&mut self, pos: usize);
 }
 
-/// `IoBuf` for growable containers: `len()` bytes initialised out of `capacity()` owned ones,
-/// on the heap, behind a pointer that moving the value does not change.
-macro_rules! growable_iobuf {
-    ($($(#[$attr:meta])* $ty:ty => $why:literal),* $(,)?) => {$(
+/// `IoBuf` for containers whose `len()` first bytes are initialised out of `$total()` bytes
+/// (`capacity` for growable ones, `len` for fixed ones) they own on the heap or in `'static`
+/// memory, behind a pointer that moving the value does not change.
+macro_rules! heap_iobuf {
+    ($total:ident: $($(#[$attr:meta])* $ty:ty => $why:literal),* $(,)?) => {$(
         $(#[$attr])*
-        // SAFETY: see the reason given with the type; the allocation changes only when the
-        // value is grown through its own API, which needs it back from the runtime.
+        // SAFETY: see the reason given with the type; the bytes move or resize only when the
+        // value is changed through its own API, which needs it back from the runtime.
         #[doc = $why]
         unsafe impl IoBuf for $ty {
             fn stable_ptr(&self) -> *const u8 {
@@ -130,7 +131,7 @@ macro_rules! growable_iobuf {
                 self.len()
             }
             fn bytes_total(&self) -> usize {
-                self.capacity()
+                self.$total()
             }
         }
     )*};
@@ -157,7 +158,7 @@ macro_rules! growable_iobuf_mut {
     )*};
 }
 
-growable_iobuf! {
+heap_iobuf! { capacity:
     Vec<u8> => "A Vec's bytes live on the heap; moving it moves only its (ptr, len, cap).",
     String => "Like a Vec's; only `IoBuf`: a read could write bytes that are not UTF-8.",
     #[cfg(feature = "bytes")]
@@ -170,28 +171,8 @@ growable_iobuf_mut! {
     bytes::BytesMut,
 }
 
-/// `IoBuf` for fixed byte containers whose every byte is initialised: init == total == len.
-macro_rules! fixed_iobuf {
-    ($($(#[$attr:meta])* $ty:ty => $why:literal),* $(,)?) => {$(
-        $(#[$attr])*
-        // SAFETY: see the reason given with the type below; the bytes never move or resize
-        // while the value lives.
-        #[doc = $why]
-        unsafe impl IoBuf for $ty {
-            fn stable_ptr(&self) -> *const u8 {
-                self.as_ptr()
-            }
-            fn bytes_init(&self) -> usize {
-                self.len()
-            }
-            fn bytes_total(&self) -> usize {
-                self.len()
-            }
-        }
-    )*};
-}
-
-fixed_iobuf! {
+// Fixed byte containers: every byte is initialised (init == total == len).
+heap_iobuf! { len:
     #[cfg(feature = "bytes")]
     bytes::Bytes => "With the `bytes` feature. Shared heap or `'static` bytes it never mutates.",
     Box<[u8]> => "A boxed slice's bytes live on the heap and never move or resize.",
