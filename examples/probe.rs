@@ -3,7 +3,9 @@
 //! (entries, setup flags, features, missing opcodes, setup attempts), and what happens
 //! when each backend is forced. Never panics: a backend that cannot start prints its error.
 //!
-//! `CORERING_BACKEND=uring|epoll|auto` overrides the `auto` row, as it does for any runtime.
+//! `CORERING_BACKEND=uring|epoll|auto` overrides the `auto` row, as it does for any runtime;
+//! `CORERING_URING_TIER=5.10` (or any tier) caps io_uring in every row. The `auto` row ends
+//! with a `summary:` line for scripts.
 
 use corering::{BackendChoice, Builder};
 
@@ -36,6 +38,7 @@ fn main() {
                 println!("io_uring features:        {}", list(&u.features));
                 println!("io_uring opcodes missing: {}", list(&u.opcodes_missing));
                 println!("io_uring ext_arg:         {}", u.ext_arg);
+                println!("io_uring tier:            {}", u.tier);
                 for (i, attempt) in u.attempts.iter().enumerate() {
                     println!("setup attempt {}: {attempt}", i + 1);
                 }
@@ -46,6 +49,17 @@ fn main() {
         match rt.block_on(corering::op::nop()) {
             Ok(()) => println!("nop: ok"),
             Err(e) => println!("nop: error: {e}"),
+        }
+        if name == "auto" {
+            // One line for scripts (ci/kernel-matrix reads it).
+            let (tier, flags) = match info.uring() {
+                Some(u) => (u.tier.to_string(), u.setup_flags.join(" ")),
+                None => ("-".to_string(), String::new()),
+            };
+            println!(
+                "summary: backend={} tier={tier} flags=[{flags}]",
+                info.kind()
+            );
         }
         println!();
     }

@@ -59,7 +59,7 @@ pub mod time;
 pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
 pub use cancel::{CancelExt, CancelToken, Cancelled};
 pub use driver::DriverStats;
-pub use driver::{BackendChoice, BackendInfo, BackendKind, UringInfo};
+pub use driver::{BackendChoice, BackendInfo, BackendKind, UringInfo, UringTier};
 pub use runtime::{
     backend, core_id, cores, is_shutting_down, shutdown_requested, spawn, spawn_on, stats,
     yield_now, Builder, CoreReport, JoinError, JoinHandle, RemoteJoinHandle, Runtime, RuntimeStats,

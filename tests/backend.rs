@@ -5,8 +5,6 @@
 //! small ring sizes (`Builder::entries`) are honoured, on every backend variant.
 mod support;
 
-use std::process::Command;
-
 use corering::{BackendChoice, BackendKind, Builder, Runtime};
 use support::*;
 
@@ -148,7 +146,7 @@ fn mentions_errno(text: &str, errno: i32) -> bool {
 fn check_forbidden_io_uring(test: &str, errno: i32) {
     // An inherited CORERING_BACKEND would override Auto: rerun in a child without it.
     if std::env::var("CORERING_BACKEND").is_ok_and(|v| v != "auto") && !is_child() {
-        return run_child(test, None);
+        return run_backend_child(test, None);
     }
     let outcome = std::thread::spawn(move || {
         forbid_io_uring_setup(errno);
@@ -218,45 +216,13 @@ fn io_uring_forbidden_with_enosys() {
 
 // ---- CORERING_BACKEND, in child processes (the environment is process-global) ----
 
-const CHILD: &str = "CORERING_TEST_CHILD";
-
 fn is_child() -> bool {
-    std::env::var_os(CHILD).is_some()
+    child_message().is_some()
 }
 
-/// Runs the test `test` of this binary in a child with CORERING_BACKEND set to `backend`
-/// (or removed); the child must pass and print CHILD-OK.
-fn run_child(test: &str, backend: Option<&str>) {
-    let exe = std::env::current_exe().expect("current_exe");
-    let mut cmd = Command::new(exe);
-    // `--include-ignored`: the env children are ignored in a normal run (they only mean
-    // something with the variable set), and run here on purpose.
-    cmd.args([
-        test,
-        "--exact",
-        "--include-ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env(CHILD, "1");
-    match backend {
-        Some(value) => cmd.env("CORERING_BACKEND", value),
-        None => cmd.env_remove("CORERING_BACKEND"),
-    };
-    let out = cmd.output().expect("spawn child test");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(
-        out.status.success(),
-        "child {test} failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    assert!(
-        stdout.contains("CHILD-OK"),
-        "child {test} did not run:\n{stdout}\n{stderr}"
-    );
+/// Runs `test` in a child with CORERING_BACKEND set to `backend` (or removed).
+fn run_backend_child(test: &str, backend: Option<&str>) {
+    run_child(test, "1", &[("CORERING_BACKEND", backend)]);
 }
 
 fn uring_available() -> bool {
@@ -269,7 +235,7 @@ fn uring_available() -> bool {
 
 #[test]
 fn env_epoll_overrides_auto() {
-    run_child("child_env_epoll", Some("epoll"));
+    run_backend_child("child_env_epoll", Some("epoll"));
 }
 
 #[test]
@@ -298,7 +264,7 @@ fn child_env_epoll() {
 
 #[test]
 fn env_uring_overrides_auto() {
-    run_child("child_env_uring", Some("uring"));
+    run_backend_child("child_env_uring", Some("uring"));
 }
 
 #[test]
@@ -322,11 +288,10 @@ fn child_env_uring() {
     println!("CHILD-OK");
 }
 
-#[test]
-fn small_ring_sizes_are_honoured() {
+fn small_ring_sizes_are_honoured(v: Variant) {
     // (asked for, what the kernel makes of it: rounded up to a power of two)
     for (asked, real) in [(8, 8), (5, 8), (1, 1)] {
-        each_builder("small_ring_sizes", |kind, builder| {
+        v.with_builder(|kind, builder| {
             let rt = builder.entries(asked).build().expect("build");
             match (kind, rt.backend().uring()) {
                 (BackendKind::Uring, Some(u)) => {
@@ -353,3 +318,4 @@ fn small_ring_sizes_are_honoured() {
         });
     }
 }
+each_variant!(small_ring_sizes_are_honoured);

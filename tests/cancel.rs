@@ -25,9 +25,8 @@ async fn read_n(stream: &mut TcpStream, want: usize) -> Vec<u8> {
     got
 }
 
-#[test]
-fn timed_out_read_frees_buffer_after_cancel() {
-    each_runtime("timed_out_read_frees_buffer_after_cancel", |rt| {
+fn timed_out_read_frees_buffer_after_cancel(v: Variant) {
+    v.with_runtime(|rt| {
         let drops = DropCounter::new();
         let (mut client, mut server) = rt.block_on(async {
             let (mut client, server) = tcp_pair().await;
@@ -55,10 +54,10 @@ fn timed_out_read_frees_buffer_after_cancel() {
         assert_eq!(rt.live_ops(), 0);
     });
 }
+each_variant!(timed_out_read_frees_buffer_after_cancel);
 
-#[test]
-fn dropped_read_future_frees_buffer() {
-    each_runtime("dropped_read_future_frees_buffer", |rt| {
+fn dropped_read_future_frees_buffer(v: Variant) {
+    v.with_runtime(|rt| {
         let drops = DropCounter::new();
         let (mut client, mut server) = rt.block_on(async {
             let (mut client, server) = tcp_pair().await;
@@ -85,10 +84,10 @@ fn dropped_read_future_frees_buffer() {
         });
     });
 }
+each_variant!(dropped_read_future_frees_buffer);
 
-#[test]
-fn timed_out_accept_leaves_listener_usable() {
-    each_runtime("timed_out_accept_leaves_listener_usable", |rt| {
+fn timed_out_accept_leaves_listener_usable(v: Variant) {
+    v.with_runtime(|rt| {
         let (listener, addr) = rt.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
             let addr = listener.local_addr().expect("local_addr");
@@ -112,6 +111,7 @@ fn timed_out_accept_leaves_listener_usable() {
         });
     });
 }
+each_variant!(timed_out_accept_leaves_listener_usable);
 
 const LOAD_CONNS: usize = 200;
 const CHUNKS: usize = 40;
@@ -136,10 +136,9 @@ async fn trickle(mut stream: TcpStream) {
     }
 }
 
-#[test]
-fn many_cancellations_under_load() {
+fn many_cancellations_under_load(v: Variant) {
     raise_fd_limit();
-    each_runtime("many_cancellations_under_load", |rt| {
+    v.with_runtime(|rt| {
         let drops = DropCounter::new();
         let (cancels, bytes) = rt.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -214,3 +213,4 @@ fn many_cancellations_under_load() {
         );
     });
 }
+each_variant!(many_cancellations_under_load);

@@ -61,8 +61,8 @@ fn produce_on_thread(tx: Sender<(usize, u64)>, from: usize, count: u64) {
 
 /// Core 0 receives; core 0 (a task), core 1 (its root) and a plain thread send `per_core`,
 /// `per_core` and `on_thread` messages.
-fn many_to_one(name: &str, capacity: Option<usize>, per_core: u64, on_thread: u64) {
-    each_builder(name, |_, builder| {
+fn many_to_one(v: Variant, capacity: Option<usize>, per_core: u64, on_thread: u64) {
+    v.with_builder(|_, builder| {
         let rt = builder.cores(2).pin_cores(false).build().expect("build");
         let (tx, rx) = match capacity {
             Some(cap) => channel(cap),
@@ -106,25 +106,25 @@ fn many_to_one(name: &str, capacity: Option<usize>, per_core: u64, on_thread: u6
     });
 }
 
-#[test]
-fn one_million_messages_unbounded_from_both_cores() {
-    many_to_one("million_unbounded", None, 500_000, 0);
+fn one_million_messages_unbounded_from_both_cores(v: Variant) {
+    many_to_one(v, None, 500_000, 0);
 }
+each_variant!(one_million_messages_unbounded_from_both_cores);
 
-#[test]
-fn unbounded_from_both_cores_and_a_thread() {
-    many_to_one("unbounded_cores_and_thread", None, 100_000, 100_000);
+fn unbounded_from_both_cores_and_a_thread(v: Variant) {
+    many_to_one(v, None, 100_000, 100_000);
 }
+each_variant!(unbounded_from_both_cores_and_a_thread);
 
-#[test]
-fn bounded_from_both_cores_and_a_thread() {
-    many_to_one("bounded_cores_and_thread", Some(64), 100_000, 50_000);
+fn bounded_from_both_cores_and_a_thread(v: Variant) {
+    many_to_one(v, Some(64), 100_000, 50_000);
 }
+each_variant!(bounded_from_both_cores_and_a_thread);
 
-#[test]
-fn one_million_messages_bounded_capacity_1024() {
-    many_to_one("million_bounded", Some(1024), 500_000, 0);
+fn one_million_messages_bounded_capacity_1024(v: Variant) {
+    many_to_one(v, Some(1024), 500_000, 0);
 }
+each_variant!(one_million_messages_bounded_capacity_1024);
 
 /// Polls `inner` once, then sets `parked` (so the other side knows the receiver is parked),
 /// then waits for it.
@@ -141,9 +141,8 @@ async fn after_first_poll<F: Future>(parked: &AtomicBool, inner: F) -> F::Output
     .await
 }
 
-#[test]
-fn parked_receiver_is_woken_from_another_core() {
-    each_builder("parked_receiver_woken", |_, builder| {
+fn parked_receiver_is_woken_from_another_core(v: Variant) {
+    v.with_builder(|_, builder| {
         let rt = builder.cores(2).pin_cores(false).build().expect("build");
         let (tx, rx) = channel::<u32>(4);
         let (tx, rx) = (Mutex::new(Some(tx)), Mutex::new(Some(rx)));
@@ -180,10 +179,10 @@ fn parked_receiver_is_woken_from_another_core() {
         assert!(reports[0].stats.remote_wakes >= 1);
     });
 }
+each_variant!(parked_receiver_is_woken_from_another_core);
 
-#[test]
-fn closing_either_side_and_try_ops() {
-    on_every_backend("channel_close_and_try", || async {
+fn closing_either_side_and_try_ops(v: Variant) {
+    v.block_on(async {
         // try_send / try_recv on a bounded channel.
         let (tx, mut rx) = channel::<u32>(2);
         assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
@@ -239,12 +238,12 @@ fn closing_either_side_and_try_ops() {
         assert_eq!(within("recv after close", recv).await.unwrap(), None);
     });
 }
+each_variant!(closing_either_side_and_try_ops);
 
 /// "At most `capacity` messages": a message the receiver has returned no longer takes room,
 /// so a sender waiting for room must get it without the receiver calling `recv` again.
-#[test]
-fn bounded_room_is_given_back_when_a_message_is_received() {
-    on_every_backend("bounded_room_per_message", || async {
+fn bounded_room_is_given_back_when_a_message_is_received(v: Variant) {
+    v.block_on(async {
         let (tx, mut rx) = channel::<u32>(1);
         tx.send(1).await.expect("room");
         let waiting = spawn(async move { tx.send(2).await });
@@ -258,6 +257,7 @@ fn bounded_room_is_given_back_when_a_message_is_received() {
         assert_eq!(rx.recv().await, Some(2));
     });
 }
+each_variant!(bounded_room_is_given_back_when_a_message_is_received);
 
 #[test]
 fn handles_are_send_and_sync() {

@@ -11,10 +11,9 @@ use support::*;
 
 const GRACE: Duration = Duration::from_secs(30);
 
-#[test]
-fn reuseport_listeners_on_2_cores_both_accept_of_64_connections() {
+fn reuseport_listeners_on_2_cores_both_accept_of_64_connections(v: Variant) {
     const CONNS: usize = 64;
-    each_builder("reuseport_64", |_, builder| {
+    v.with_builder(|_, builder| {
         let rt = builder.cores(2).pin_cores(true).build().expect("build");
         let ports = Arc::new(ReusePort::default());
         let client = {
@@ -68,10 +67,10 @@ fn reuseport_listeners_on_2_cores_both_accept_of_64_connections() {
         );
     });
 }
+each_variant!(reuseport_listeners_on_2_cores_both_accept_of_64_connections);
 
-#[test]
-fn core_ids_and_pinning() {
-    each_builder("core_ids_and_pinning", |_, builder| {
+fn core_ids_and_pinning(v: Variant) {
+    v.with_builder(|_, builder| {
         for pin in [true, false] {
             let rt = builder
                 .clone()
@@ -106,6 +105,7 @@ fn core_ids_and_pinning() {
         }
     });
 }
+each_variant!(core_ids_and_pinning);
 
 /// One connection echo round from a core task.
 async fn round(stream: &mut TcpStream, msg: Vec<u8>) {
@@ -117,10 +117,9 @@ async fn round(stream: &mut TcpStream, msg: Vec<u8>) {
     assert_eq!(&back[..], &msg[..]);
 }
 
-#[test]
-fn panicking_task_leaves_the_other_echo_tasks_of_its_core_running() {
+fn panicking_task_leaves_the_other_echo_tasks_of_its_core_running(v: Variant) {
     const CONNS: usize = 4;
-    each_builder("panic_isolation", |_, builder| {
+    v.with_builder(|_, builder| {
         let rt = builder.cores(2).pin_cores(false).build().expect("build");
         let reports = rt
             .run(|_| async move {
@@ -175,10 +174,10 @@ fn panicking_task_leaves_the_other_echo_tasks_of_its_core_running() {
         }
     });
 }
+each_variant!(panicking_task_leaves_the_other_echo_tasks_of_its_core_running);
 
-#[test]
-fn panicking_root_future_ends_only_its_core() {
-    each_builder("panicking_root", |_, builder| {
+fn panicking_root_future_ends_only_its_core(v: Variant) {
+    v.with_builder(|_, builder| {
         let rt = builder.cores(2).pin_cores(false).build().expect("build");
         let reports = rt
             .run(|core| async move {
@@ -200,10 +199,10 @@ fn panicking_root_future_ends_only_its_core() {
         assert_eq!(*reports[1].output.as_ref().expect("core 1"), 640);
     });
 }
+each_variant!(panicking_root_future_ends_only_its_core);
 
-#[test]
-fn per_core_stats_count_tasks_ops_and_waits() {
-    each_builder("per_core_stats", |kind, builder| {
+fn per_core_stats_count_tasks_ops_and_waits(v: Variant) {
+    v.with_builder(|kind, builder| {
         let rt = builder.cores(2).pin_cores(false).build().expect("build");
         let reports = rt
             .run(|_| async move {
@@ -247,3 +246,4 @@ fn per_core_stats_count_tasks_ops_and_waits() {
         }
     });
 }
+each_variant!(per_core_stats_count_tasks_ops_and_waits);

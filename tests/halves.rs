@@ -9,9 +9,8 @@ use corering::net::TcpStream;
 use corering::{spawn, IoBuf};
 use support::*;
 
-#[test]
-fn borrowed_halves_read_and_write_at_once() {
-    on_every_backend("borrowed_halves_read_and_write_at_once", || async {
+fn borrowed_halves_read_and_write_at_once(v: Variant) {
+    v.block_on(async {
         let (mut a, b) = tcp_pair().await;
         let echo = spawn(echo_stream(b));
         let payload: Vec<u8> = (0..256 * 1024).map(|i| (i % 251) as u8).collect();
@@ -38,10 +37,10 @@ fn borrowed_halves_read_and_write_at_once() {
         assert_eq!(within("echo", echo).await.expect("echo task"), want.len());
     });
 }
+each_variant!(borrowed_halves_read_and_write_at_once);
 
-#[test]
-fn owned_halves_work_in_two_tasks_and_reunite() {
-    on_every_backend("owned_halves_work_in_two_tasks_and_reunite", || async {
+fn owned_halves_work_in_two_tasks_and_reunite(v: Variant) {
+    v.block_on(async {
         let (a, mut peer) = std_peer_pair().await;
         let (mut rd, mut wr) = a.into_split();
         let writer = spawn(async move {
@@ -69,10 +68,10 @@ fn owned_halves_work_in_two_tasks_and_reunite() {
         res.expect("write after reunite");
     });
 }
+each_variant!(owned_halves_work_in_two_tasks_and_reunite);
 
-#[test]
-fn a_read_into_a_slice_appends_up_to_capacity() {
-    on_every_backend("a_read_into_a_slice_appends_up_to_capacity", || async {
+fn a_read_into_a_slice_appends_up_to_capacity(v: Variant) {
+    v.block_on(async {
         let (mut a, mut peer) = std_peer_pair().await;
         peer.write_all(b"first").expect("write");
         let mut buf = Vec::with_capacity(64);
@@ -95,3 +94,4 @@ fn a_read_into_a_slice_appends_up_to_capacity() {
         assert_eq!(&buf[..], b"first+more");
     });
 }
+each_variant!(a_read_into_a_slice_appends_up_to_capacity);

@@ -1,7 +1,7 @@
 //! Dropping 10,000 in-flight reads (half aborted, half left pending when the runtime is
 //! dropped) leaves no fd (sockets, ring fd, eventfd, epoll fd), no op slot and no buffer behind.
-//! This is the only test in its binary so that the /proc/self/fd counts are not disturbed by
-//! other tests running in parallel.
+//! Its variants run one at a time (`serial`) so that the /proc/self/fd counts are not
+//! disturbed by each other.
 mod support;
 
 use corering::net::{TcpListener, TcpStream};
@@ -11,20 +11,17 @@ use support::*;
 const PAIRS: usize = 5000;
 const READS: usize = 2 * PAIRS;
 
-#[test]
-fn dropping_10000_inflight_reads_and_the_runtime_leaks_nothing() {
-    const NAME: &str = "dropping_10000_inflight_reads_and_the_runtime_leaks_nothing";
+fn dropping_10000_inflight_reads_and_the_runtime_leaks_nothing(v: Variant) {
+    let _serial = serial();
     let limit = raise_fd_limit();
     assert!(
         limit >= (READS + 200) as u64,
         "RLIMIT_NOFILE hard limit {limit} is too low for {READS} sockets"
     );
-    for kind in BACKENDS {
+    let kind = v.label();
+    {
         let before = open_fds();
-        let Some(rt) = build_runtime(NAME, kind) else {
-            continue;
-        };
-        let dog = Watchdog::start(format!("{NAME} on {kind}"), HANG_LIMIT);
+        let rt = v.runtime();
         let drops = DropCounter::new();
 
         // Every read task owns its stream and a TrackedBuf; no data is ever sent.
@@ -93,7 +90,6 @@ fn dropping_10000_inflight_reads_and_the_runtime_leaks_nothing() {
         // Detach the rest and drop the runtime with their reads still in flight.
         drop(handles);
         drop(rt);
-        drop(dog);
         assert_eq!(
             drops.dropped(),
             READS,
@@ -113,3 +109,4 @@ fn dropping_10000_inflight_reads_and_the_runtime_leaks_nothing() {
         );
     }
 }
+each_variant!(dropping_10000_inflight_reads_and_the_runtime_leaks_nothing);

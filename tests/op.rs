@@ -12,9 +12,8 @@ use corering::spawn;
 use corering::time::timeout;
 use support::*;
 
-#[test]
-fn nop_completes() {
-    on_every_backend("nop_completes", || async {
+fn nop_completes(v: Variant) {
+    v.block_on(async {
         within("nop", nop()).await.expect("nop");
         let handles: Vec<_> = (0..1000).map(|_| spawn(nop())).collect();
         for h in handles {
@@ -22,10 +21,10 @@ fn nop_completes() {
         }
     });
 }
+each_variant!(nop_completes);
 
-#[test]
-fn kernel_timeout_completes_and_never_early() {
-    on_every_backend("kernel_timeout_completes_and_never_early", || async {
+fn kernel_timeout_completes_and_never_early(v: Variant) {
+    v.block_on(async {
         let start = Instant::now();
         within("kernel_timeout", kernel_timeout(Duration::from_millis(20)))
             .await
@@ -45,10 +44,10 @@ fn kernel_timeout_completes_and_never_early() {
         }
     });
 }
+each_variant!(kernel_timeout_completes_and_never_early);
 
-#[test]
-fn dropping_kernel_timeout_in_flight_is_fine() {
-    each_runtime("dropping_kernel_timeout_in_flight_is_fine", |rt| {
+fn dropping_kernel_timeout_in_flight_is_fine(v: Variant) {
+    v.with_runtime(|rt| {
         rt.block_on(async {
             // Dropped by an expiring runtime timeout.
             let res = timeout(
@@ -92,3 +91,4 @@ fn dropping_kernel_timeout_in_flight_is_fine() {
         });
     });
 }
+each_variant!(dropping_kernel_timeout_in_flight_is_fine);

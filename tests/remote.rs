@@ -26,9 +26,8 @@ impl Drop for SetOnDrop {
 
 fn assert_send<T: Send>(_: &T) {}
 
-#[test]
-fn spawn_on_round_trip_between_cores() {
-    each_builder("spawn_on_round_trip", |_, builder| {
+fn spawn_on_round_trip_between_cores(v: Variant) {
+    v.with_builder(|_, builder| {
         let rt = builder.cores(2).pin_cores(false).build().expect("build");
         let stop = rt.shutdown_handle();
         let reports = rt
@@ -88,10 +87,10 @@ fn spawn_on_round_trip_between_cores() {
         assert!(reports[1].output.is_ok());
     });
 }
+each_variant!(spawn_on_round_trip_between_cores);
 
-#[test]
-fn remote_abort_cancels_the_task_on_its_core() {
-    each_builder("remote_abort", |_, builder| {
+fn remote_abort_cancels_the_task_on_its_core(v: Variant) {
+    v.with_builder(|_, builder| {
         let rt = builder.cores(2).pin_cores(false).build().expect("build");
         let stop = rt.shutdown_handle();
         let reports = rt
@@ -149,10 +148,10 @@ fn remote_abort_cancels_the_task_on_its_core() {
         }
     });
 }
+each_variant!(remote_abort_cancels_the_task_on_its_core);
 
-#[test]
-fn spawn_on_a_stopped_core_is_cancelled() {
-    each_builder("spawn_on_stopped_core", |_, builder| {
+fn spawn_on_a_stopped_core_is_cancelled(v: Variant) {
+    v.with_builder(|_, builder| {
         let rt = builder.cores(2).pin_cores(false).build().expect("build");
         let core1_closed = Arc::new(AtomicBool::new(false));
         let reports = rt
@@ -193,10 +192,10 @@ fn spawn_on_a_stopped_core_is_cancelled() {
         assert!(err.is_cancelled(), "{err}");
     });
 }
+each_variant!(spawn_on_a_stopped_core_is_cancelled);
 
-#[test]
-fn remote_task_still_running_at_the_deadline_is_cancelled() {
-    each_builder("remote_task_at_deadline", |_, builder| {
+fn remote_task_still_running_at_the_deadline_is_cancelled(v: Variant) {
+    v.with_builder(|_, builder| {
         let rt = builder.cores(2).pin_cores(false).build().expect("build");
         let stop = rt.shutdown_handle();
         let reports = rt
@@ -230,11 +229,11 @@ fn remote_task_still_running_at_the_deadline_is_cancelled() {
         assert!(err.is_cancelled(), "{err}");
     });
 }
+each_variant!(remote_task_still_running_at_the_deadline_is_cancelled);
 
 /// A `make` closure that panics on the target core must not take that core down.
-#[test]
-fn panicking_make_closure_ends_only_its_task() {
-    each_builder("panicking_make", |_, builder| {
+fn panicking_make_closure_ends_only_its_task(v: Variant) {
+    v.with_builder(|_, builder| {
         let rt = builder.cores(2).pin_cores(false).build().expect("build");
         let stop = rt.shutdown_handle();
         let reports = rt
@@ -271,3 +270,4 @@ fn panicking_make_closure_ends_only_its_task() {
         assert!(reports[1].output.is_ok(), "core 1: {:?}", reports[1].output);
     });
 }
+each_variant!(panicking_make_closure_ends_only_its_task);

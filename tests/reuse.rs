@@ -14,9 +14,8 @@ use corering::net::TcpStream;
 use corering::time::timeout;
 use support::*;
 
-#[test]
-fn a_dropped_queued_write_never_reaches_the_socket_that_reuses_its_fd() {
-    each_runtime("dropped_queued_write_vs_fd_reuse", |rt| {
+fn a_dropped_queued_write_never_reaches_the_socket_that_reuses_its_fd(v: Variant) {
+    v.with_runtime(|rt| {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = l.local_addr().expect("addr");
         rt.block_on(async {
@@ -36,10 +35,10 @@ fn a_dropped_queued_write_never_reaches_the_socket_that_reuses_its_fd() {
         });
     });
 }
+each_variant!(a_dropped_queued_write_never_reaches_the_socket_that_reuses_its_fd);
 
-#[test]
-fn a_stream_dropped_outside_its_runtime_leaves_no_stale_registration() {
-    each_runtime("stream_dropped_outside_runtime", |rt| {
+fn a_stream_dropped_outside_its_runtime_leaves_no_stale_registration(v: Variant) {
+    v.with_runtime(|rt| {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = l.local_addr().expect("addr");
         let s = rt.block_on(async {
@@ -62,3 +61,4 @@ fn a_stream_dropped_outside_its_runtime_leaves_no_stale_registration() {
         });
     });
 }
+each_variant!(a_stream_dropped_outside_its_runtime_leaves_no_stale_registration);

@@ -10,7 +10,7 @@ use std::cell::Cell;
 use std::io::Read;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use corering::net::TcpListener;
@@ -19,12 +19,6 @@ use corering::{
     ShuttingDown,
 };
 use support::*;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Each core's accept loop: echo tasks for what it accepts (counted in `finished` when they
 /// end on their own), until accept fails with `ShuttingDown`. Returns the count accepted;
@@ -82,12 +76,11 @@ fn check_stats(kind: BackendKind, reports: &[CoreReport<usize>]) -> Vec<RuntimeS
     stats
 }
 
-#[test]
-fn shutdown_with_open_connections_returns_and_leaves_no_fd() {
+fn shutdown_with_open_connections_returns_and_leaves_no_fd(v: Variant) {
     const CONNS: usize = 16;
     let _serial = serial();
     raise_fd_limit();
-    each_builder("shutdown_open_connections", |kind, builder| {
+    v.with_builder(|kind, builder| {
         let before = open_fds();
         let rt = builder.cores(2).build().expect("build");
         let ports = Arc::new(ReusePort::default());
@@ -135,12 +128,12 @@ fn shutdown_with_open_connections_returns_and_leaves_no_fd() {
         assert_eq!(before, after, "{kind}: fds before and after the runtime");
     });
 }
+each_variant!(shutdown_with_open_connections_returns_and_leaves_no_fd);
 
-#[test]
-fn connections_drain_before_the_deadline() {
+fn connections_drain_before_the_deadline(v: Variant) {
     const CONNS: usize = 8;
     let _serial = serial();
-    each_builder("shutdown_drain", |kind, builder| {
+    v.with_builder(|kind, builder| {
         let before = open_fds();
         let rt = builder.cores(2).pin_cores(false).build().expect("build");
         let ports = Arc::new(ReusePort::default());
@@ -186,12 +179,12 @@ fn connections_drain_before_the_deadline() {
         );
     });
 }
+each_variant!(connections_drain_before_the_deadline);
 
 /// A core whose last task ends while draining must stop then, not sleep until the deadline.
-#[test]
-fn run_returns_once_the_last_task_has_drained() {
+fn run_returns_once_the_last_task_has_drained(v: Variant) {
     let _serial = serial();
-    each_builder("run_returns_once_drained", |_, builder| {
+    v.with_builder(|_, builder| {
         let rt = builder.cores(2).pin_cores(false).build().expect("build");
         let stop = rt.shutdown_handle();
         let reports = rt
@@ -209,11 +202,11 @@ fn run_returns_once_the_last_task_has_drained() {
             .all(|r| r.output.is_ok() && r.stats.tasks_alive == 0));
     });
 }
+each_variant!(run_returns_once_the_last_task_has_drained);
 
-#[test]
-fn root_ignoring_shutdown_is_cancelled_at_the_deadline() {
+fn root_ignoring_shutdown_is_cancelled_at_the_deadline(v: Variant) {
     let _serial = serial();
-    each_builder("root_cancelled_at_deadline", |_, builder| {
+    v.with_builder(|_, builder| {
         let rt = builder.cores(2).pin_cores(false).build().expect("build");
         let stop = rt.shutdown_handle();
         let seen = Arc::new(AtomicUsize::new(0));
@@ -243,11 +236,11 @@ fn root_ignoring_shutdown_is_cancelled_at_the_deadline() {
         }
     });
 }
+each_variant!(root_ignoring_shutdown_is_cancelled_at_the_deadline);
 
-#[test]
-fn shutdown_requested_before_run() {
+fn shutdown_requested_before_run(v: Variant) {
     let _serial = serial();
-    each_builder("shutdown_before_run", |_, builder| {
+    v.with_builder(|_, builder| {
         let rt = builder.cores(2).pin_cores(false).build().expect("build");
         let stop = rt.shutdown_handle();
         stop.shutdown(Duration::from_secs(3600));
@@ -269,11 +262,11 @@ fn shutdown_requested_before_run() {
         }
     });
 }
+each_variant!(shutdown_requested_before_run);
 
-#[test]
-fn block_on_accept_fails_after_shutdown_request() {
+fn block_on_accept_fails_after_shutdown_request(v: Variant) {
     let _serial = serial();
-    each_runtime("block_on_shutdown", |rt| {
+    v.with_runtime(|rt| {
         let stop = rt.shutdown_handle();
         let accepted = Arc::new(AtomicBool::new(false));
         let flag = accepted.clone();
@@ -300,3 +293,4 @@ fn block_on_accept_fails_after_shutdown_request() {
         assert!(!accepted.load(Ordering::SeqCst));
     });
 }
+each_variant!(block_on_accept_fails_after_shutdown_request);

@@ -169,10 +169,11 @@ async fn client(addr: std::net::SocketAddr, id: usize) -> usize {
     cancels + writer.await.expect("writer")
 }
 
-#[test]
-fn cancellation_soak_loses_nothing_and_leaks_nothing() {
+fn cancellation_soak_loses_nothing_and_leaks_nothing(v: Variant) {
+    // It counts the process's fds: one variant at a time.
+    let _serial = serial();
     raise_fd_limit();
-    each_runtime("cancellation_soak_loses_nothing_and_leaks_nothing", |rt| {
+    v.with_runtime(|rt| {
         let fds_before = count_open_fds();
         let cancels = rt.block_on(async {
             let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -209,3 +210,4 @@ fn cancellation_soak_loses_nothing_and_leaks_nothing() {
         assert_eq!(count_open_fds(), fds_before, "fds left after the soak");
     });
 }
+each_variant!(cancellation_soak_loses_nothing_and_leaks_nothing);

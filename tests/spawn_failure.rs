@@ -4,7 +4,6 @@
 mod support;
 
 use std::io;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use support::*;
@@ -17,9 +16,8 @@ const ABSURD_STACK: usize = if usize::BITS >= 64 {
     0xF000_0000
 };
 
-#[test]
-fn run_returns_err_when_no_core_thread_can_be_spawned() {
-    each_builder("spawn_failure_all", |_, builder| {
+fn run_returns_err_when_no_core_thread_can_be_spawned(v: Variant) {
+    v.with_builder(|_, builder| {
         let rt = builder
             .cores(2)
             .pin_cores(false)
@@ -38,6 +36,7 @@ fn run_returns_err_when_no_core_thread_can_be_spawned() {
         assert_eq!(rt.block_on(async { 5 }), 5);
     });
 }
+each_variant!(run_returns_err_when_no_core_thread_can_be_spawned);
 
 /// The stack size of the calling thread, as pthreads reports it.
 fn own_stack_size() -> usize {
@@ -54,10 +53,9 @@ fn own_stack_size() -> usize {
     }
 }
 
-#[test]
-fn core_threads_get_the_stack_size_asked_for() {
+fn core_threads_get_the_stack_size_asked_for(v: Variant) {
     const MIB: usize = 1 << 20;
-    each_builder("stack_size", |_, builder| {
+    v.with_builder(|_, builder| {
         for asked in [MIB, 16 * MIB] {
             let rt = builder
                 .clone()
@@ -69,23 +67,20 @@ fn core_threads_get_the_stack_size_asked_for() {
             let reports = rt.run(|_| async { own_stack_size() }).expect("run");
             for r in reports {
                 let size = r.output.expect("core output");
+                // At least what was asked (16 MiB is past the 2 MiB default). No upper bound:
+                // glibc hands a new thread a cached stack of an exited one up to 4 times the
+                // size asked for, and other tests' threads exit at any time.
                 assert!(size >= asked, "core {}: stack {size} < {asked}", r.core);
-                assert!(
-                    size < asked + MIB,
-                    "core {}: stack {size} for {asked}",
-                    r.core
-                );
             }
         }
     });
 }
+each_variant!(core_threads_get_the_stack_size_asked_for);
 
 // ---- The partial case, in a child process: the first core thread spawns, a later one fails ----
 
-const CHILD: &str = "CORERING_TEST_CHILD";
-
 fn is_child() -> bool {
-    std::env::var_os(CHILD).is_some()
+    child_message().is_some()
 }
 
 /// The number of threads of this process, from /proc/self/status.
@@ -135,42 +130,16 @@ fn nproc_limit_enforced() -> bool {
     enforced
 }
 
-#[test]
-fn run_returns_err_when_a_later_core_thread_cannot_be_spawned() {
-    let exe = std::env::current_exe().expect("current_exe");
-    let test = "child_later_core_thread_spawn_fails";
-    let out = Command::new(exe)
-        .args([
-            test,
-            "--exact",
-            "--include-ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .output()
-        .expect("spawn child test");
-    let (stdout, stderr) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    eprintln!("{stderr}");
-    assert!(
-        out.status.success(),
-        "child {test} failed ({}):\n{stdout}\n{stderr}",
-        out.status
-    );
-    assert!(
-        stdout.contains("CHILD-OK") || stdout.contains("CHILD-SKIP"),
-        "child {test} did not run:\n{stdout}\n{stderr}"
-    );
-    if let Some(line) = stdout.lines().find(|l| l.contains("CHILD-SKIP")) {
-        eprintln!("SKIP {test}: {line}");
-    }
+fn run_returns_err_when_a_later_core_thread_cannot_be_spawned(v: Variant) {
+    // RLIMIT_NPROC counts every thread of the user `nobody`, in all processes: one child at a
+    // time, or the variants' children would use up each other's room.
+    let _serial = serial();
+    run_child("child_later_core_thread_spawn_fails", &v.label(), &[]);
 }
+each_variant!(run_returns_err_when_a_later_core_thread_cannot_be_spawned);
 
 #[test]
-#[ignore = "runs as a child process of run_returns_err_when_a_later_core_thread_cannot_be_spawned"]
+#[ignore = "runs as a child process of run_returns_err_when_a_later_core_thread_cannot_be_spawned, on the variant the parent names"]
 fn child_later_core_thread_spawn_fails() {
     assert!(is_child(), "run through its parent test");
     // SAFETY: geteuid has no preconditions.
@@ -192,7 +161,9 @@ fn child_later_core_thread_spawn_fails() {
         println!("CHILD-SKIP: this kernel does not enforce RLIMIT_NPROC on threads");
         return;
     }
-    each_builder("spawn_failure_later", |_, builder| {
+    let label = child_message().expect("the variant, from the parent");
+    let v = Variant::from_label(&label).expect("a variant label");
+    v.with_builder(|_, builder| {
         let rt = builder.cores(4).pin_cores(false).build().expect("build");
         // Room for one more thread: core 0 starts, a later core's spawn fails.
         set_nproc_soft(thread_count() + 1);

@@ -11,9 +11,8 @@ use corering::time::sleep;
 use corering::{spawn, yield_now};
 use support::*;
 
-#[test]
-fn spawn_and_join_returns_value() {
-    on_every_backend("spawn_and_join_returns_value", || async {
+fn spawn_and_join_returns_value(v: Variant) {
+    v.block_on(async {
         let handle = spawn(async { String::from("hello") });
         assert_eq!(within("join", handle).await.expect("join"), "hello");
         // Tasks spawning tasks, 1,000 of them.
@@ -31,10 +30,10 @@ fn spawn_and_join_returns_value() {
         );
     });
 }
+each_variant!(spawn_and_join_returns_value);
 
-#[test]
-fn abort_pending_task_is_cancelled() {
-    on_every_backend("abort_pending_task_is_cancelled", || async {
+fn abort_pending_task_is_cancelled(v: Variant) {
+    v.block_on(async {
         let ran_past = Rc::new(Cell::new(false));
         let flag = ran_past.clone();
         let handle = spawn(async move {
@@ -62,42 +61,39 @@ fn abort_pending_task_is_cancelled() {
         }
     });
 }
+each_variant!(abort_pending_task_is_cancelled);
 
-#[test]
-fn panicking_task_gives_panic_join_error_and_runtime_survives() {
-    on_every_backend(
-        "panicking_task_gives_panic_join_error_and_runtime_survives",
-        || async {
-            let handle = spawn(async {
-                yield_now().await;
-                panic!("boom from a task");
-            });
-            let err = within("panicked join", handle)
-                .await
-                .expect_err("panicking task returned");
-            assert!(err.is_panic(), "{err}");
-            assert!(!err.is_cancelled());
-            let payload = err.into_panic();
-            assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom from a task"));
-            // The runtime keeps working: tasks, timers and I/O.
-            let after = spawn(async {
-                sleep(Duration::from_millis(1)).await;
-                5
-            });
-            assert_eq!(within("after panic", after).await.expect("join"), 5);
-            let (mut client, mut server) = tcp_pair().await;
-            let (res, _) = client.write_all("ok").await;
-            res.expect("write");
-            let (res, buf) = server.read_exact(vec![0u8; 2].into_boxed_slice()).await;
-            res.expect("read");
-            assert_eq!(&buf[..], b"ok");
-        },
-    );
+fn panicking_task_gives_panic_join_error_and_runtime_survives(v: Variant) {
+    v.block_on(async {
+        let handle = spawn(async {
+            yield_now().await;
+            panic!("boom from a task");
+        });
+        let err = within("panicked join", handle)
+            .await
+            .expect_err("panicking task returned");
+        assert!(err.is_panic(), "{err}");
+        assert!(!err.is_cancelled());
+        let payload = err.into_panic();
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom from a task"));
+        // The runtime keeps working: tasks, timers and I/O.
+        let after = spawn(async {
+            sleep(Duration::from_millis(1)).await;
+            5
+        });
+        assert_eq!(within("after panic", after).await.expect("join"), 5);
+        let (mut client, mut server) = tcp_pair().await;
+        let (res, _) = client.write_all("ok").await;
+        res.expect("write");
+        let (res, buf) = server.read_exact(vec![0u8; 2].into_boxed_slice()).await;
+        res.expect("read");
+        assert_eq!(&buf[..], b"ok");
+    });
 }
+each_variant!(panicking_task_gives_panic_join_error_and_runtime_survives);
 
-#[test]
-fn dropping_join_handle_detaches() {
-    on_every_backend("dropping_join_handle_detaches", || async {
+fn dropping_join_handle_detaches(v: Variant) {
+    v.block_on(async {
         let done = Rc::new(Cell::new(false));
         let flag = done.clone();
         drop(spawn(async move {
@@ -108,10 +104,10 @@ fn dropping_join_handle_detaches() {
         assert!(settle(|| done.get()).await, "detached task never completed");
     });
 }
+each_variant!(dropping_join_handle_detaches);
 
-#[test]
-fn yield_now_lets_another_task_run() {
-    on_every_backend("yield_now_lets_another_task_run", || async {
+fn yield_now_lets_another_task_run(v: Variant) {
+    v.block_on(async {
         let ran = Rc::new(Cell::new(false));
         let flag = ran.clone();
         let _handle = spawn(async move { flag.set(true) });
@@ -143,10 +139,10 @@ fn yield_now_lets_another_task_run() {
         assert_eq!(counter.get(), 200);
     });
 }
+each_variant!(yield_now_lets_another_task_run);
 
-#[test]
-fn is_finished_turns_true() {
-    on_every_backend("is_finished_turns_true", || async {
+fn is_finished_turns_true(v: Variant) {
+    v.block_on(async {
         let handle = spawn(async { sleep(Duration::from_millis(2)).await });
         assert!(!handle.is_finished());
         assert!(
@@ -156,10 +152,10 @@ fn is_finished_turns_true() {
         within("join", handle).await.expect("join");
     });
 }
+each_variant!(is_finished_turns_true);
 
-#[test]
-fn current_backend_is_visible_in_tasks() {
-    each_runtime("current_backend_is_visible_in_tasks", |rt| {
+fn current_backend_is_visible_in_tasks(v: Variant) {
+    v.with_runtime(|rt| {
         let kind = rt.backend().kind();
         rt.block_on(async move {
             assert_eq!(corering::backend(), kind);
@@ -168,6 +164,7 @@ fn current_backend_is_visible_in_tasks() {
         });
     });
 }
+each_variant!(current_backend_is_visible_in_tasks);
 
 /// Runtime-independent: spawn outside a runtime is a panic (no backend involved).
 #[test]

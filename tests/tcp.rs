@@ -40,14 +40,13 @@ async fn echo(mut stream: TcpStream) -> std::io::Result<usize> {
     }
 }
 
-#[test]
-fn echo_1000_concurrent_connections() {
+fn echo_1000_concurrent_connections(v: Variant) {
     let limit = raise_fd_limit();
     assert!(
         limit >= (2 * CONNS + 200) as u64,
         "RLIMIT_NOFILE hard limit {limit} is too low for {CONNS} connections"
     );
-    on_every_backend("echo_1000_concurrent_connections", || async {
+    v.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("local_addr");
         let server = spawn(async move {
@@ -93,13 +92,13 @@ fn echo_1000_concurrent_connections() {
         }
     });
 }
+each_variant!(echo_1000_concurrent_connections);
 
-#[test]
-fn transfer_64_mib_with_checksum() {
+fn transfer_64_mib_with_checksum(v: Variant) {
     const TOTAL: usize = 64 << 20;
     const WRITE_CHUNK: usize = 1 << 20;
     const READ_BUF: usize = 64 << 10;
-    on_every_backend("transfer_64_mib_with_checksum", || async {
+    v.block_on(async {
         let (mut client, mut server) = tcp_pair().await;
         let reader = spawn(async move {
             let (mut hash, mut total) = (Fnv::default(), 0usize);
@@ -138,10 +137,10 @@ fn transfer_64_mib_with_checksum() {
         assert_eq!(received_hash, hash.finish(), "checksum mismatch");
     });
 }
+each_variant!(transfer_64_mib_with_checksum);
 
-#[test]
-fn connect_to_closed_port_is_refused() {
-    on_every_backend("connect_to_closed_port_is_refused", || async {
+fn connect_to_closed_port_is_refused(v: Variant) {
+    v.block_on(async {
         let addr = {
             let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
             l.local_addr().expect("local_addr")
@@ -152,11 +151,11 @@ fn connect_to_closed_port_is_refused() {
         assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err:?}");
     });
 }
+each_variant!(connect_to_closed_port_is_refused);
 
-#[test]
-fn peer_reset_mid_stream_is_an_error_not_sigpipe() {
+fn peer_reset_mid_stream_is_an_error_not_sigpipe(v: Variant) {
     let probe = SigpipeProbe::block();
-    on_every_backend("peer_reset_mid_stream_is_an_error_not_sigpipe", || async {
+    v.block_on(async {
         let (mut client, mut server) = tcp_pair().await;
         let (res, _) = client.write_all(&b"ping"[..]).await;
         res.expect("write ping");
@@ -190,47 +189,44 @@ fn peer_reset_mid_stream_is_an_error_not_sigpipe() {
         "SIGPIPE raised: a send lacks MSG_NOSIGNAL"
     );
 }
+each_variant!(peer_reset_mid_stream_is_an_error_not_sigpipe);
 
-#[test]
-fn peer_reset_during_bulk_write_is_an_error_not_sigpipe() {
+fn peer_reset_during_bulk_write_is_an_error_not_sigpipe(v: Variant) {
     let probe = SigpipeProbe::block();
-    on_every_backend(
-        "peer_reset_during_bulk_write_is_an_error_not_sigpipe",
-        || async {
-            let (mut client, mut server) = tcp_pair().await;
-            let resetter = spawn(async move {
-                let (res, _) = server.read_exact(vec![0u8; 4096].into_boxed_slice()).await;
-                res.expect("resetter read");
-                set_linger_zero(server.as_raw_fd());
-                drop(server);
-            });
-            let mut chunk = vec![0xa5u8; 256 << 10];
-            let mut first_err = None;
-            for _ in 0..10_000 {
-                let (res, c) = client.write(chunk).await;
-                chunk = c;
-                if let Err(e) = res {
-                    first_err = Some(e);
-                    break;
-                }
+    v.block_on(async {
+        let (mut client, mut server) = tcp_pair().await;
+        let resetter = spawn(async move {
+            let (res, _) = server.read_exact(vec![0u8; 4096].into_boxed_slice()).await;
+            res.expect("resetter read");
+            set_linger_zero(server.as_raw_fd());
+            drop(server);
+        });
+        let mut chunk = vec![0xa5u8; 256 << 10];
+        let mut first_err = None;
+        for _ in 0..10_000 {
+            let (res, c) = client.write(chunk).await;
+            chunk = c;
+            if let Err(e) = res {
+                first_err = Some(e);
+                break;
             }
-            within("resetter", resetter).await.expect("resetter task");
-            let err = first_err.expect("10,000 writes into a reset connection never failed");
-            assert!(is_reset(&err), "first write error: {err:?}");
-            let (res, _) = client.write(chunk).await;
-            let err = res.expect_err("write after the reset error succeeded");
-            assert!(is_reset(&err), "second write error: {err:?}");
-        },
-    );
+        }
+        within("resetter", resetter).await.expect("resetter task");
+        let err = first_err.expect("10,000 writes into a reset connection never failed");
+        assert!(is_reset(&err), "first write error: {err:?}");
+        let (res, _) = client.write(chunk).await;
+        let err = res.expect_err("write after the reset error succeeded");
+        assert!(is_reset(&err), "second write error: {err:?}");
+    });
     assert!(
         !probe.take_pending(),
         "SIGPIPE raised: a send lacks MSG_NOSIGNAL"
     );
 }
+each_variant!(peer_reset_during_bulk_write_is_an_error_not_sigpipe);
 
-#[test]
-fn half_close_then_reply() {
-    on_every_backend("half_close_then_reply", || async {
+fn half_close_then_reply(v: Variant) {
+    v.block_on(async {
         let (mut client, mut server) = tcp_pair().await;
         let (res, _) = client.write_all("request").await;
         res.expect("client write");
@@ -266,10 +262,10 @@ fn half_close_then_reply() {
         assert_eq!(res.expect("read at EOF"), 0, "EOF must be sticky");
     });
 }
+each_variant!(half_close_then_reply);
 
-#[test]
-fn read_exact_at_eof_is_unexpected_eof() {
-    on_every_backend("read_exact_at_eof_is_unexpected_eof", || async {
+fn read_exact_at_eof_is_unexpected_eof(v: Variant) {
+    v.block_on(async {
         let (mut client, mut server) = tcp_pair().await;
         let (res, _) = server.write_all("abc").await;
         res.expect("write");
@@ -284,10 +280,10 @@ fn read_exact_at_eof_is_unexpected_eof() {
         );
     });
 }
+each_variant!(read_exact_at_eof_is_unexpected_eof);
 
-#[test]
-fn stream_addresses_and_nodelay() {
-    on_every_backend("stream_addresses_and_nodelay", || async {
+fn stream_addresses_and_nodelay(v: Variant) {
+    v.block_on(async {
         let (client, server) = tcp_pair().await;
         assert_eq!(client.peer_addr().unwrap(), server.local_addr().unwrap());
         assert_eq!(server.peer_addr().unwrap(), client.local_addr().unwrap());
@@ -298,13 +294,13 @@ fn stream_addresses_and_nodelay() {
         assert!(!client.nodelay().unwrap());
     });
 }
+each_variant!(stream_addresses_and_nodelay);
 
 /// End of stream already pending behind the last short read raises no new edge: the next
 /// read must still see it (on epoll, a side that went quiet after a short read is parked on
 /// without a syscall, unless the peer has hung up).
-#[test]
-fn eof_behind_a_short_read_is_seen() {
-    on_every_backend("eof_behind_a_short_read_is_seen", || async {
+fn eof_behind_a_short_read_is_seen(v: Variant) {
+    v.block_on(async {
         let (mut client, mut server) = tcp_pair().await;
         // A read that parks and is cancelled: the socket is registered and known quiet.
         let parked = corering::time::timeout(
@@ -323,10 +319,10 @@ fn eof_behind_a_short_read_is_seen() {
         assert_eq!(res.expect("read at EOF"), 0);
     });
 }
+each_variant!(eof_behind_a_short_read_is_seen);
 
-#[test]
-fn read_into_an_unbounded_slice_appends_after_the_bytes_there() {
-    on_every_backend("read_appends_into_unbounded_slice", || async {
+fn read_into_an_unbounded_slice_appends_after_the_bytes_there(v: Variant) {
+    v.block_on(async {
         let (mut client, mut server) = tcp_pair().await;
         let (res, _) = client.write_all(b"hello".to_vec()).await;
         res.expect("client write");
@@ -354,3 +350,4 @@ fn read_into_an_unbounded_slice_appends_after_the_bytes_there() {
         assert_eq!(&back[..], b"hello");
     });
 }
+each_variant!(read_into_an_unbounded_slice_appends_after_the_bytes_there);

@@ -1,6 +1,8 @@
 //! What backend runs, and why: the recorded decision.
 use std::fmt;
 
+use super::UringTier;
+
 /// Which backend a runtime runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BackendKind {
@@ -62,9 +64,12 @@ pub struct UringInfo {
     pub ext_arg: bool,
     /// Every setup attempt, in order, with its outcome.
     pub attempts: Vec<String>,
-    /// Whether the ring was restricted to the 5.10 feature set by
-    /// [`Builder::uring_baseline`](crate::Builder::uring_baseline).
-    pub baseline: bool,
+    /// The tier in force: the newest [`UringTier`] all of whose interfaces this ring uses (at
+    /// most the cap).
+    pub tier: UringTier,
+    /// The tier cap, and who set it (`Builder::uring_tier` or `CORERING_URING_TIER`); `None`
+    /// when the backend uses what the kernel offers.
+    pub tier_cap: Option<(UringTier, &'static str)>,
 }
 
 /// The backend a runtime runs and why it was chosen. `Display` prints a short report.
@@ -102,8 +107,9 @@ impl fmt::Display for BackendInfo {
                 u.setup_flags.join(" ")
             )?;
             write!(f, "\nfeatures: [{}]", u.features.join(" "))?;
-            if u.baseline {
-                write!(f, "\nrestricted to the 5.10 baseline (uring_baseline)")?;
+            match u.tier_cap {
+                Some((cap, by)) => write!(f, "\ntier:    {} (capped at {cap} by {by})", u.tier)?,
+                None => write!(f, "\ntier:    {} (what this kernel offers)", u.tier)?,
             }
             if !u.opcodes_missing.is_empty() {
                 write!(

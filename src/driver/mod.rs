@@ -36,6 +36,7 @@ mod epoll;
 mod info;
 mod select;
 mod slots;
+mod tier;
 mod uring;
 
 pub(crate) use contract::{
@@ -43,6 +44,7 @@ pub(crate) use contract::{
 };
 pub use info::{BackendChoice, BackendInfo, BackendKind, UringInfo};
 pub(crate) use select::{select, DriverConfig};
+pub use tier::UringTier;
 
 pub(crate) use epoll::EpollDriver;
 use slots::{OnComplete, Orphan};

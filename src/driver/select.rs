@@ -10,14 +10,19 @@
 //! | `EPERM` / `EACCES`    | forbidden (Docker ≥ 25 seccomp, `kernel.io_uring_disabled`) | epoll |
 //!
 //! Then IORING_REGISTER_PROBE checks the opcodes we submit; a missing required one means epoll.
-//! Tiers come from the probe and the feature bits, never from `uname`.
+//! Tiers come from the probe and the feature bits, never from `uname`; a tier cap
+//! ([`tier`](super::tier)) filters those answers.
 use std::io;
 use std::os::fd::RawFd;
 
 use bitflags::bitflags;
 use io_uring::{opcode, IoUring, Probe};
 
-use super::{BackendChoice, BackendInfo, BackendKind, Driver, EpollDriver, UringDriver, UringInfo};
+use super::tier::{tier_in_force, TierCap, UringFeature};
+use super::{
+    BackendChoice, BackendInfo, BackendKind, Driver, EpollDriver, UringCaps, UringDriver,
+    UringInfo, UringTier,
+};
 
 bitflags! {
     /// io_uring setup flags we ask for, newest first in [`SetupFlags::NEWEST_FIRST`].
@@ -38,6 +43,17 @@ impl SetupFlags {
         SetupFlags::SINGLE_ISSUER,
         SetupFlags::COOP_TASKRUN,
     ];
+
+    /// The feature each flag is, for the tier cap.
+    fn feature(self) -> UringFeature {
+        if self == SetupFlags::COOP_TASKRUN {
+            UringFeature::CoopTaskrun
+        } else if self == SetupFlags::SINGLE_ISSUER {
+            UringFeature::SingleIssuer
+        } else {
+            UringFeature::DeferTaskrun
+        }
+    }
 
     fn names(self) -> Vec<&'static str> {
         self.iter_names().map(|(n, _)| n).collect()
@@ -111,7 +127,12 @@ pub(crate) fn setup_ring<R>(
     }
 }
 
-fn build_ring(entries: u32, flags: SetupFlags) -> io::Result<IoUring> {
+/// The real `io_uring_setup`, behind the tier cap: a flag newer than the cap gets the `EINVAL`
+/// an older kernel answers, so [`setup_ring`] steps down exactly as it would there.
+fn build_ring(cap: TierCap, entries: u32, flags: SetupFlags) -> io::Result<IoUring> {
+    if flags.iter().any(|f| !cap.allows(f.feature())) {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
     let mut builder = IoUring::builder();
     builder.setup_cqsize(entries * 2);
     if flags.contains(SetupFlags::COOP_TASKRUN) {
@@ -127,26 +148,28 @@ fn build_ring(entries: u32, flags: SetupFlags) -> io::Result<IoUring> {
     builder.build(entries)
 }
 
-fn feature_names(p: &io_uring::Parameters) -> Vec<&'static str> {
+/// `IORING_FEAT_*` bits the kernel reported, with the kernel version that brought each; bits
+/// newer than the tier cap are not listed (a kernel at the cap would not report them).
+fn feature_names(p: &io_uring::Parameters, cap: TierCap) -> Vec<&'static str> {
     let all = [
-        (p.is_feature_single_mmap(), "SINGLE_MMAP"),
-        (p.is_feature_nodrop(), "NODROP"),
-        (p.is_feature_submit_stable(), "SUBMIT_STABLE"),
-        (p.is_feature_rw_cur_pos(), "RW_CUR_POS"),
-        (p.is_feature_cur_personality(), "CUR_PERSONALITY"),
-        (p.is_feature_fast_poll(), "FAST_POLL"),
-        (p.is_feature_poll_32bits(), "POLL_32BITS"),
-        (p.is_feature_sqpoll_nonfixed(), "SQPOLL_NONFIXED"),
-        (p.is_feature_ext_arg(), "EXT_ARG"),
-        (p.is_feature_native_workers(), "NATIVE_WORKERS"),
-        (p.is_feature_resource_tagging(), "RSRC_TAGS"),
-        (p.is_feature_skip_cqe_on_success(), "CQE_SKIP"),
-        (p.is_feature_linked_file(), "LINKED_FILE"),
-        (p.is_feature_recvsend_bundle(), "RECVSEND_BUNDLE"),
+        (p.is_feature_single_mmap(), "SINGLE_MMAP", (5, 4)),
+        (p.is_feature_nodrop(), "NODROP", (5, 5)),
+        (p.is_feature_submit_stable(), "SUBMIT_STABLE", (5, 5)),
+        (p.is_feature_rw_cur_pos(), "RW_CUR_POS", (5, 6)),
+        (p.is_feature_cur_personality(), "CUR_PERSONALITY", (5, 6)),
+        (p.is_feature_fast_poll(), "FAST_POLL", (5, 7)),
+        (p.is_feature_poll_32bits(), "POLL_32BITS", (5, 9)),
+        (p.is_feature_sqpoll_nonfixed(), "SQPOLL_NONFIXED", (5, 11)),
+        (p.is_feature_ext_arg(), "EXT_ARG", (5, 11)),
+        (p.is_feature_native_workers(), "NATIVE_WORKERS", (5, 12)),
+        (p.is_feature_resource_tagging(), "RSRC_TAGS", (5, 13)),
+        (p.is_feature_skip_cqe_on_success(), "CQE_SKIP", (5, 17)),
+        (p.is_feature_linked_file(), "LINKED_FILE", (5, 17)),
+        (p.is_feature_recvsend_bundle(), "RECVSEND_BUNDLE", (6, 10)),
     ];
     all.into_iter()
-        .filter(|(on, _)| *on)
-        .map(|(_, n)| n)
+        .filter(|(on, _, (major, minor))| *on && cap.allows_version(*major, *minor))
+        .map(|(_, n, _)| n)
         .collect()
 }
 
@@ -162,25 +185,8 @@ fn explain(error: &io::Error) -> String {
     format!("io_uring unavailable: {hint}: {error}")
 }
 
-/// Tries to make an io_uring driver: the driver, or why not.
-fn try_uring(
-    config: &DriverConfig,
-    wake_fd: RawFd,
-) -> Result<(UringDriver, UringInfo), (String, io::Error)> {
-    let flags = if config.uring_baseline {
-        SetupFlags::empty()
-    } else {
-        SetupFlags::all()
-    };
-    let setup = setup_ring(config.entries, flags, build_ring).map_err(|f| {
-        let why = format!(
-            "{} (attempts: {})",
-            explain(&f.error),
-            f.attempts.join("; ")
-        );
-        (why, f.error)
-    })?;
-    let ring = setup.ring;
+/// Asks the kernel (through the cap) which opcodes it has: the ones we can use, or why not.
+fn probe_opcodes(ring: &IoUring, cap: TierCap) -> Result<UringCaps, (String, io::Error)> {
     let mut probe = Probe::new();
     if let Err(e) = ring.submitter().register_probe(&mut probe) {
         let why =
@@ -196,26 +202,67 @@ fn try_uring(
         let why = format!("io_uring lacks required opcodes: {}", missing.join(" "));
         return Err((why, io::Error::from(io::ErrorKind::Unsupported)));
     }
-    let caps = super::UringCaps {
-        shutdown: probe.is_supported(opcode::Shutdown::CODE) && !config.uring_baseline,
-    };
+    Ok(UringCaps {
+        shutdown: probe.is_supported(opcode::Shutdown::CODE)
+            && cap.allows(UringFeature::OpShutdown),
+    })
+}
+
+/// Tries to make an io_uring driver: the driver, or why not.
+fn try_uring(
+    config: &DriverConfig,
+    cap: (TierCap, &'static str),
+    wake_fd: RawFd,
+) -> Result<(UringDriver, UringInfo), (String, io::Error)> {
+    let (cap, cap_source) = cap;
+    let setup = setup_ring(config.entries, SetupFlags::all(), |n, f| {
+        build_ring(cap, n, f)
+    })
+    .map_err(|f| {
+        let why = format!(
+            "{} (attempts: {})",
+            explain(&f.error),
+            f.attempts.join("; ")
+        );
+        (why, f.error)
+    })?;
+    let ring = setup.ring;
+    let caps = probe_opcodes(&ring, cap)?;
+    // Blocking-capable ops could otherwise start one io-wq worker per op; bound the pool
+    // (5.15+; older kernels answer EINVAL and keep their default).
+    let mut max_workers = [0u32, 64];
+    let bounded_workers = cap
+        .gate(UringFeature::IowqMaxWorkers, || {
+            ring.submitter().register_iowq_max_workers(&mut max_workers)
+        })
+        .is_ok();
     let params = ring.params();
+    let ext_arg = params.is_feature_ext_arg() && cap.allows(UringFeature::ExtArg);
+    let tier = tier_in_force(|f| match f {
+        UringFeature::ExtArg => ext_arg,
+        UringFeature::OpShutdown => caps.shutdown,
+        UringFeature::IowqMaxWorkers => bounded_workers,
+        UringFeature::CoopTaskrun => setup.flags.contains(SetupFlags::COOP_TASKRUN),
+        UringFeature::SingleIssuer => setup.flags.contains(SetupFlags::SINGLE_ISSUER),
+        UringFeature::DeferTaskrun => setup.flags.contains(SetupFlags::DEFER_TASKRUN),
+    });
     let info = UringInfo {
         // What the kernel made of the size asked for (rounded up to a power of two).
         entries: params.sq_entries(),
         setup_flags: setup.flags.names(),
-        features: feature_names(params),
+        features: feature_names(params, cap),
         opcodes_missing: if caps.shutdown {
             vec![]
         } else {
             vec!["SHUTDOWN"]
         },
-        ext_arg: params.is_feature_ext_arg() && !config.uring_baseline,
+        ext_arg,
         attempts: setup.attempts,
-        baseline: config.uring_baseline,
+        tier,
+        tier_cap: cap.0.map(|t| (t, cap_source)),
     };
     let defer_taskrun = setup.flags.contains(SetupFlags::DEFER_TASKRUN);
-    let driver = UringDriver::new(ring, caps, info.ext_arg, defer_taskrun, wake_fd)
+    let driver = UringDriver::new(ring, caps, ext_arg, defer_taskrun, wake_fd)
         .map_err(|e| (format!("io_uring driver setup failed: {e}"), e))?;
     Ok((driver, info))
 }
@@ -225,8 +272,36 @@ fn try_uring(
 pub(crate) struct DriverConfig {
     pub backend: BackendChoice,
     pub entries: u32,
-    /// Use only what a 5.10 kernel offers, to exercise the old-kernel paths on a new kernel.
-    pub uring_baseline: bool,
+    /// Treat io_uring interfaces newer than this kernel version as absent (`None`: the
+    /// `CORERING_URING_TIER` environment variable decides, and without it nothing is capped).
+    pub uring_tier: Option<UringTier>,
+}
+
+/// The tier cap in force: the builder's, else `CORERING_URING_TIER`'s (an empty value, `none`
+/// or `kernel` means no cap), and where it came from.
+fn resolve_tier(asked: Option<UringTier>) -> io::Result<(TierCap, &'static str)> {
+    if let Some(tier) = asked {
+        return Ok((TierCap(Some(tier)), "Builder::uring_tier"));
+    }
+    let Ok(value) = std::env::var("CORERING_URING_TIER") else {
+        return Ok((TierCap(None), "the kernel"));
+    };
+    let value = value.trim();
+    if value.is_empty()
+        || value.eq_ignore_ascii_case("none")
+        || value.eq_ignore_ascii_case("kernel")
+    {
+        return Ok((TierCap(None), "the kernel"));
+    }
+    value
+        .parse::<UringTier>()
+        .map(|t| (TierCap(Some(t)), "CORERING_URING_TIER"))
+        .map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("CORERING_URING_TIER: {e}"),
+            )
+        })
 }
 
 /// Applies `CORERING_BACKEND` to an `Auto` choice.
@@ -251,6 +326,7 @@ fn resolve(choice: BackendChoice) -> io::Result<(BackendChoice, &'static str)> {
 /// Chooses the backend, makes its driver and records why.
 pub(crate) fn select(config: &DriverConfig, wake_fd: RawFd) -> io::Result<(Driver, BackendInfo)> {
     let (choice, source) = resolve(config.backend)?;
+    let cap = resolve_tier(config.uring_tier)?;
     let epoll = |reason: String| -> io::Result<(Driver, BackendInfo)> {
         let driver = EpollDriver::new(wake_fd)?;
         Ok((
@@ -264,7 +340,7 @@ pub(crate) fn select(config: &DriverConfig, wake_fd: RawFd) -> io::Result<(Drive
     };
     match choice {
         BackendChoice::Epoll => epoll(format!("epoll {source}")),
-        BackendChoice::Uring => match try_uring(config, wake_fd) {
+        BackendChoice::Uring => match try_uring(config, cap, wake_fd) {
             Ok((d, info)) => Ok((
                 Driver::Uring(d),
                 BackendInfo {
@@ -282,7 +358,7 @@ pub(crate) fn select(config: &DriverConfig, wake_fd: RawFd) -> io::Result<(Drive
                 format!("corering: io_uring backend {source} but {why}"),
             )),
         },
-        BackendChoice::Auto => match try_uring(config, wake_fd) {
+        BackendChoice::Auto => match try_uring(config, cap, wake_fd) {
             Ok((d, info)) => Ok((
                 Driver::Uring(d),
                 BackendInfo {

@@ -9,7 +9,7 @@ use super::core::{Core, CoreSet, RootMode};
 use super::inbox::Shared;
 use super::shutdown::{ShutdownHandle, ShutdownState};
 use super::RuntimeStats;
-use crate::driver::{BackendChoice, BackendInfo, DriverConfig};
+use crate::driver::{BackendChoice, BackendInfo, DriverConfig, UringTier};
 
 /// Configures and builds a [`Runtime`].
 ///
@@ -33,7 +33,7 @@ impl Default for Builder {
             config: DriverConfig {
                 backend: BackendChoice::Auto,
                 entries: 256,
-                uring_baseline: false,
+                uring_tier: None,
             },
             cores: None,
             pin: true,
@@ -65,11 +65,24 @@ impl Builder {
         self
     }
 
-    /// Restricts io_uring to what a 5.10 kernel offers: no setup flags, no wait timeout on
-    /// `io_uring_enter` (a TIMEOUT entry bounds waits), no SHUTDOWN opcode (the syscall is
-    /// used). For testing, on a new kernel, the paths that old kernels take.
-    pub fn uring_baseline(mut self, on: bool) -> Builder {
-        self.config.uring_baseline = on;
+    /// Makes io_uring behave as on kernel `tier`: setup flags, opcodes, feature bits and
+    /// register calls newer than it are treated as absent, through the code paths a real
+    /// kernel of that version takes (see [`UringTier`] for what each tier adds). For testing
+    /// and measuring, on a new kernel, what older kernels get. Without this option the
+    /// `CORERING_URING_TIER` environment variable (e.g. `5.10`) sets the cap; without either,
+    /// io_uring uses what the kernel offers. The tier in force is
+    /// [`UringInfo::tier`](crate::UringInfo::tier). No effect on epoll.
+    ///
+    /// ```
+    /// use corering::{BackendKind, Builder, UringTier};
+    /// let rt = Builder::new().uring_tier(UringTier::V5_10).build().unwrap();
+    /// if let Some(ring) = rt.backend().uring() {
+    ///     assert_eq!(ring.tier, UringTier::V5_10);
+    ///     assert!(ring.setup_flags.is_empty() && !ring.ext_arg);
+    /// }
+    /// ```
+    pub fn uring_tier(mut self, tier: UringTier) -> Builder {
+        self.config.uring_tier = Some(tier);
         self
     }
 

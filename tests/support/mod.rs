@@ -3,6 +3,13 @@
 //! socket tweaks, a SIGPIPE probe, checksums and a hang watchdog.
 #![allow(dead_code)]
 
+mod child;
+mod variant;
+#[allow(unused_imports)]
+pub use child::*;
+#[allow(unused_imports)]
+pub use variant::*;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
@@ -14,106 +21,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use corering::net::{ListenOptions, TcpListener, TcpStream};
-use corering::{BackendChoice, BackendKind, Builder, IoBuf, IoBufMut, Runtime, ShutdownHandle};
-
-/// Both backends, io_uring first.
-pub const BACKENDS: [BackendKind; 2] = [BackendKind::Uring, BackendKind::Epoll];
+use corering::{IoBuf, IoBufMut, Runtime, ShutdownHandle};
 
 /// A whole test run on one backend is aborted after this long (a hang guard, not a timing assert).
 pub const HANG_LIMIT: Duration = Duration::from_secs(300);
-
-/// Set `CORERING_REQUIRE_URING=1` (e.g. in CI) to turn a missing io_uring into a failure.
-fn uring_required() -> bool {
-    std::env::var_os("CORERING_REQUIRE_URING").is_some_and(|v| v == "1")
-}
-
-/// True when a failed forced-io_uring build means "this kernel/sandbox has no io_uring":
-/// ENOSYS (old kernel, podman), EPERM (seccomp, `kernel.io_uring_disabled`), or Unsupported.
-pub fn io_uring_missing(err: &io::Error) -> bool {
-    err.kind() == io::ErrorKind::Unsupported
-        || matches!(
-            err.raw_os_error(),
-            Some(libc::ENOSYS) | Some(libc::EPERM) | Some(libc::EOPNOTSUPP)
-        )
-}
-
-pub fn choice(kind: BackendKind) -> BackendChoice {
-    match kind {
-        BackendKind::Uring => BackendChoice::Uring,
-        BackendKind::Epoll => BackendChoice::Epoll,
-    }
-}
-
-/// Builds a runtime forced onto `kind`. Returns `None` (after printing `SKIP`) only when
-/// `kind` is io_uring and the kernel lacks it; any other build failure panics.
-pub fn build_runtime(name: &str, kind: BackendKind) -> Option<Runtime> {
-    build_variant(name, kind, false)
-}
-
-/// As [`build_runtime`]; with `baseline`, io_uring is restricted to the 5.10 feature set
-/// (`Builder::uring_baseline`), so the old-kernel paths run on this kernel too.
-pub fn build_variant(name: &str, kind: BackendKind, baseline: bool) -> Option<Runtime> {
-    let builder = Builder::new()
-        .backend(choice(kind))
-        .uring_baseline(baseline);
-    let label = if baseline {
-        format!("{kind} (5.10 baseline)")
-    } else {
-        kind.to_string()
-    };
-    match builder.build() {
-        Ok(rt) => {
-            assert_eq!(
-                rt.backend().kind(),
-                kind,
-                "{name}: forced backend not honoured"
-            );
-            eprintln!("RUN {name} on {label}");
-            Some(rt)
-        }
-        Err(e) if kind == BackendKind::Uring && io_uring_missing(&e) && !uring_required() => {
-            eprintln!("SKIP {name} on {label}: {e}");
-            None
-        }
-        Err(e) => panic!("{name}: building the {kind} runtime failed: {e} ({e:?})"),
-    }
-}
-
-/// Every backend, and io_uring a second time restricted to the 5.10 baseline.
-pub const VARIANTS: [(BackendKind, bool); 3] = [
-    (BackendKind::Uring, false),
-    (BackendKind::Uring, true),
-    (BackendKind::Epoll, false),
-];
-
-/// Hands a fresh runtime of every available backend (io_uring also in its 5.10-baseline
-/// variant) to `f`, which owns and drops it.
-pub fn each_runtime(name: &str, mut f: impl FnMut(Runtime)) {
-    for (kind, baseline) in VARIANTS {
-        if let Some(rt) = build_variant(name, kind, baseline) {
-            let _dog = Watchdog::start(format!("{name} on {kind} baseline={baseline}"), HANG_LIMIT);
-            f(rt);
-        }
-    }
-}
-
-/// Hands `f` a `Builder` forced onto every available backend (io_uring also in its
-/// 5.10-baseline variant; same skip rule as `build_variant`, which probes it first), under the
-/// hang watchdog. `f` configures it (cores, pinning, signals), builds and runs it.
-pub fn each_builder(name: &str, mut f: impl FnMut(BackendKind, Builder)) {
-    for (kind, baseline) in VARIANTS {
-        if let Some(probe) = build_variant(name, kind, baseline) {
-            drop(probe);
-            let _dog = Watchdog::start(format!("{name} on {kind} baseline={baseline}"), HANG_LIMIT);
-            f(
-                kind,
-                Builder::new()
-                    .backend(choice(kind))
-                    .uring_baseline(baseline),
-            );
-        }
-    }
-}
 
 /// Requests shutdown when dropped (also while unwinding from a panic), so that one failing
 /// core or client thread does not leave the other cores of `Runtime::run` waiting forever.
@@ -213,15 +124,6 @@ pub fn std_echo_round(stream: &mut std::net::TcpStream, msg: &[u8]) {
     assert_eq!(back, msg, "bad echo");
 }
 
-/// Runs `body()` to completion on a fresh runtime of every available backend.
-pub fn on_every_backend<F, Fut>(name: &str, body: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = ()>,
-{
-    each_runtime(name, |rt| rt.block_on(body()));
-}
-
 /// Turns `rt` (bounded: ~3,000 short turns) until `done(rt)` holds; returns whether it did.
 pub fn turn_until(rt: &Runtime, mut done: impl FnMut(&Runtime) -> bool) -> bool {
     for _ in 0..3000 {
@@ -234,6 +136,20 @@ pub fn turn_until(rt: &Runtime, mut done: impl FnMut(&Runtime) -> bool) -> bool 
         });
     }
     done(rt)
+}
+
+/// On a plain thread: checks `done()` every millisecond until it holds, for at most 30 s (a
+/// bound for what the kernel finishes by itself, such as reaping an exited thread); returns
+/// whether it held.
+pub fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let give_up = Instant::now() + Duration::from_secs(30);
+    while !done() {
+        if Instant::now() > give_up {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    true
 }
 
 /// Inside a runtime: yields/sleeps (bounded) until `done()` holds; returns whether it did.

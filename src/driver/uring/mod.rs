@@ -64,10 +64,6 @@ impl UringDriver {
         defer_taskrun: bool,
         wake_fd: RawFd,
     ) -> io::Result<UringDriver> {
-        // Blocking-capable ops could otherwise start one io-wq worker per op; cap the unbounded
-        // pool (5.15+; older kernels answer EINVAL and keep their default).
-        let mut max_workers = [0u32, 64];
-        let _ = ring.submitter().register_iowq_max_workers(&mut max_workers);
         Ok(UringDriver {
             ring: ManuallyDrop::new(ring),
             ops: ManuallyDrop::new(OpTable::default()),
