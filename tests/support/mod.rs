@@ -279,6 +279,12 @@ pub fn raise_fd_limit() -> u64 {
 
 /// The process's open fds (number -> link target) from /proc/self/fd, minus the fd used to
 /// read the directory itself.
+/// What `fd` is open on, as /proc/self/fd names it (`socket:[inode]`: unique while open).
+pub fn fd_target(fd: RawFd) -> Option<String> {
+    let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
+    Some(link.to_string_lossy().into_owned())
+}
+
 pub fn open_fds() -> BTreeMap<i32, String> {
     let own_dir = format!("/proc/{}/fd", std::process::id());
     let mut fds = BTreeMap::new();
