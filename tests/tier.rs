@@ -130,10 +130,16 @@ fn child_env_tier() {
         let ring = rt.backend().uring().expect("io_uring");
         assert_eq!(ring.tier_cap, Some((tier, "CORERING_URING_TIER")));
         assert!(ring.tier <= tier);
-        // A builder's own cap wins over the variable.
+        // A builder's own cap wins over the variable, and so does its "no cap".
         let own = Variant::uring_at(UringTier::V6_1).runtime();
         let own = own.backend().uring().expect("io_uring").tier_cap;
         assert_eq!(own, Some((UringTier::V6_1, "Builder::uring_tier")));
+        let none = Variant::URING.runtime();
+        assert_eq!(none.backend().uring().expect("io_uring").tier_cap, None);
     }
+    // A forced epoll does not read the variable, even a bad one.
+    Variant::EPOLL
+        .try_runtime()
+        .expect("epoll, whatever the tier variable says");
     println!("CHILD-OK");
 }

@@ -43,7 +43,7 @@ pub(crate) use contract::{
     EpollOp, EpollStep, FdKey, Interest, OpCode, UringCaps, UringOp, UringStep,
 };
 pub use info::{BackendChoice, BackendInfo, BackendKind, UringInfo};
-pub(crate) use select::{select, DriverConfig};
+pub(crate) use select::{select, DriverConfig, TierRequest};
 pub use tier::UringTier;
 
 pub(crate) use epoll::EpollDriver;

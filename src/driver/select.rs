@@ -272,16 +272,29 @@ fn try_uring(
 pub(crate) struct DriverConfig {
     pub backend: BackendChoice,
     pub entries: u32,
-    /// Treat io_uring interfaces newer than this kernel version as absent (`None`: the
-    /// `CORERING_URING_TIER` environment variable decides, and without it nothing is capped).
-    pub uring_tier: Option<UringTier>,
+    /// Which io_uring interfaces to treat as absent.
+    pub uring_tier: TierRequest,
+}
+
+/// What a builder asked of the tier cap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum TierRequest {
+    /// Nothing: `CORERING_URING_TIER` decides, and without it nothing is capped.
+    #[default]
+    FromEnv,
+    /// No cap, whatever the environment says.
+    Uncapped,
+    /// Interfaces newer than this kernel version read as absent.
+    Cap(UringTier),
 }
 
 /// The tier cap in force: the builder's, else `CORERING_URING_TIER`'s (an empty value, `none`
 /// or `kernel` means no cap), and where it came from.
-fn resolve_tier(asked: Option<UringTier>) -> io::Result<(TierCap, &'static str)> {
-    if let Some(tier) = asked {
-        return Ok((TierCap(Some(tier)), "Builder::uring_tier"));
+fn resolve_tier(asked: TierRequest) -> io::Result<(TierCap, &'static str)> {
+    match asked {
+        TierRequest::Cap(tier) => return Ok((TierCap(Some(tier)), "Builder::uring_tier")),
+        TierRequest::Uncapped => return Ok((TierCap(None), "Builder::uring_tier")),
+        TierRequest::FromEnv => {}
     }
     let Ok(value) = std::env::var("CORERING_URING_TIER") else {
         return Ok((TierCap(None), "the kernel"));
@@ -326,7 +339,8 @@ fn resolve(choice: BackendChoice) -> io::Result<(BackendChoice, &'static str)> {
 /// Chooses the backend, makes its driver and records why.
 pub(crate) fn select(config: &DriverConfig, wake_fd: RawFd) -> io::Result<(Driver, BackendInfo)> {
     let (choice, source) = resolve(config.backend)?;
-    let cap = resolve_tier(config.uring_tier)?;
+    // Read only on the way to io_uring: the variable means nothing to a forced epoll.
+    let cap = || resolve_tier(config.uring_tier);
     let epoll = |reason: String| -> io::Result<(Driver, BackendInfo)> {
         let driver = EpollDriver::new(wake_fd)?;
         Ok((
@@ -340,7 +354,7 @@ pub(crate) fn select(config: &DriverConfig, wake_fd: RawFd) -> io::Result<(Drive
     };
     match choice {
         BackendChoice::Epoll => epoll(format!("epoll {source}")),
-        BackendChoice::Uring => match try_uring(config, cap, wake_fd) {
+        BackendChoice::Uring => match try_uring(config, cap()?, wake_fd) {
             Ok((d, info)) => Ok((
                 Driver::Uring(d),
                 BackendInfo {
@@ -358,7 +372,7 @@ pub(crate) fn select(config: &DriverConfig, wake_fd: RawFd) -> io::Result<(Drive
                 format!("corering: io_uring backend {source} but {why}"),
             )),
         },
-        BackendChoice::Auto => match try_uring(config, cap, wake_fd) {
+        BackendChoice::Auto => match try_uring(config, cap()?, wake_fd) {
             Ok((d, info)) => Ok((
                 Driver::Uring(d),
                 BackendInfo {

@@ -9,7 +9,7 @@ use super::core::{Core, CoreSet, RootMode};
 use super::inbox::Shared;
 use super::shutdown::{ShutdownHandle, ShutdownState};
 use super::RuntimeStats;
-use crate::driver::{BackendChoice, BackendInfo, DriverConfig, UringTier};
+use crate::driver::{BackendChoice, BackendInfo, DriverConfig, TierRequest, UringTier};
 
 /// Configures and builds a [`Runtime`].
 ///
@@ -33,7 +33,7 @@ impl Default for Builder {
             config: DriverConfig {
                 backend: BackendChoice::Auto,
                 entries: 256,
-                uring_tier: None,
+                uring_tier: TierRequest::FromEnv,
             },
             cores: None,
             pin: true,
@@ -68,21 +68,27 @@ impl Builder {
     /// Makes io_uring behave as on kernel `tier`: setup flags, opcodes, feature bits and
     /// register calls newer than it are treated as absent, through the code paths a real
     /// kernel of that version takes (see [`UringTier`] for what each tier adds). For testing
-    /// and measuring, on a new kernel, what older kernels get. Without this option the
-    /// `CORERING_URING_TIER` environment variable (e.g. `5.10`) sets the cap; without either,
-    /// io_uring uses what the kernel offers. The tier in force is
-    /// [`UringInfo::tier`](crate::UringInfo::tier). No effect on epoll.
+    /// and measuring, on a new kernel, what older kernels get. `None` asks for no cap at all,
+    /// whatever the environment says. Without this option the `CORERING_URING_TIER`
+    /// environment variable (e.g. `5.10`) sets the cap, and without either io_uring uses what
+    /// the kernel offers. The tier in force is [`UringInfo::tier`](crate::UringInfo::tier).
+    /// No effect on epoll (a forced epoll does not read the variable).
     ///
     /// ```
-    /// use corering::{BackendKind, Builder, UringTier};
+    /// use corering::{Builder, UringTier};
     /// let rt = Builder::new().uring_tier(UringTier::V5_10).build().unwrap();
     /// if let Some(ring) = rt.backend().uring() {
     ///     assert_eq!(ring.tier, UringTier::V5_10);
     ///     assert!(ring.setup_flags.is_empty() && !ring.ext_arg);
     /// }
+    /// // What the kernel offers, even with CORERING_URING_TIER set:
+    /// let rt = Builder::new().uring_tier(None).build().unwrap();
     /// ```
-    pub fn uring_tier(mut self, tier: UringTier) -> Builder {
-        self.config.uring_tier = Some(tier);
+    pub fn uring_tier(mut self, tier: impl Into<Option<UringTier>>) -> Builder {
+        self.config.uring_tier = match tier.into() {
+            Some(tier) => TierRequest::Cap(tier),
+            None => TierRequest::Uncapped,
+        };
         self
     }
 

@@ -8,7 +8,7 @@ use std::future::Future;
 use std::io;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use corering::{BackendChoice, BackendKind, Builder, Runtime, UringTier};
+use corering::{BackendChoice, BackendKind, Builder, Runtime, UringInfo, UringTier};
 
 use super::{Watchdog, HANG_LIMIT};
 
@@ -62,11 +62,8 @@ impl Variant {
             BackendKind::Uring => BackendChoice::Uring,
             BackendKind::Epoll => BackendChoice::Epoll,
         };
-        let builder = Builder::new().backend(choice);
-        match self.tier {
-            Some(tier) => builder.uring_tier(tier),
-            None => builder,
-        }
+        // `None` too: `::uring` is what the kernel offers, whatever CORERING_URING_TIER says.
+        Builder::new().backend(choice).uring_tier(self.tier)
     }
 
     /// A fresh runtime of this variant, or the build error.
@@ -132,29 +129,47 @@ pub fn io_uring_missing(err: &io::Error) -> bool {
         )
 }
 
-/// What io_uring gives here uncapped: its tier, or why there is none (probed once).
-fn kernel_uring() -> &'static Result<UringTier, String> {
-    static ONCE: OnceLock<Result<UringTier, String>> = OnceLock::new();
-    ONCE.get_or_init(|| match Variant::URING.try_runtime() {
-        Ok(rt) => Ok(rt.backend().uring().expect("io_uring info").tier),
-        Err(e) if io_uring_missing(&e) && !uring_required() => Err(e.to_string()),
-        Err(e) => panic!("building the io_uring runtime failed: {e} ({e:?})"),
+/// What the backend uses of a ring: two rings that agree on these run the same code.
+fn in_use(ring: &UringInfo) -> impl PartialEq + '_ {
+    (
+        ring.tier,
+        &ring.setup_flags,
+        ring.ext_arg,
+        &ring.opcodes_missing,
+    )
+}
+
+/// For each tier cap, whether it changes what the backend uses here (probed once, for every
+/// cap at once, before any test body runs); or why there is no io_uring.
+fn caps_that_matter() -> &'static Result<Vec<(UringTier, bool)>, String> {
+    static ONCE: OnceLock<Result<Vec<(UringTier, bool)>, String>> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let info = |v: Variant| match v.try_runtime() {
+            Ok(rt) => Ok(rt.backend().uring().expect("io_uring info").clone()),
+            Err(e) if io_uring_missing(&e) && !uring_required() => Err(e.to_string()),
+            Err(e) => panic!("building the {} runtime failed: {e} ({e:?})", v.label()),
+        };
+        let uncapped = info(Variant::URING)?;
+        UringTier::ALL
+            .into_iter()
+            .map(|t| Ok((t, in_use(&info(Variant::uring_at(t))?) != in_use(&uncapped))))
+            .collect()
     })
 }
 
-/// Why `v` cannot run here, if it cannot: io_uring missing, or a cap at or above what the
-/// kernel offers (that run would repeat `::uring` exactly). `None`: it runs.
+/// Why `v` cannot run here, if it cannot: io_uring missing, or a cap that changes nothing
+/// the backend uses (that run would repeat `::uring` exactly). `None`: it runs.
 pub fn skip_reason(v: Variant) -> Option<String> {
     // Probed first by every variant, epoll too, so that no test body runs while the probe's
-    // ring and eventfd are open (tests that count the process's fds would see them).
-    let kernel = kernel_uring();
+    // rings and eventfds are open (tests that count the process's fds would see them).
+    let caps = caps_that_matter();
     if !v.is_uring() {
         return None;
     }
-    match (kernel, v.tier) {
+    match (caps, v.tier) {
         (Err(why), _) => Some(format!("no io_uring here: {why}")),
-        (Ok(kernel), Some(cap)) if cap >= *kernel => Some(format!(
-            "this kernel's io_uring is tier {kernel}: a cap at {cap} changes nothing (::uring runs it)"
+        (Ok(caps), Some(cap)) if caps.contains(&(cap, false)) => Some(format!(
+            "a cap at {cap} changes nothing this kernel's io_uring is used for (::uring runs it)"
         )),
         _ => None,
     }
