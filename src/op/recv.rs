@@ -4,7 +4,7 @@ use std::rc::Rc;
 
 use io_uring::{opcode, types};
 
-use super::rescue::ReadRescue;
+use super::rescue::{ReadRescue, RescueLink};
 use super::SharedFd;
 use crate::buf::{BufResult, IoBufMut};
 use crate::driver::{EpollOp, EpollStep, FdKey, Interest, OpCode, UringCaps, UringOp, UringStep};
@@ -15,8 +15,7 @@ use crate::driver::{EpollOp, EpollStep, FdKey, Interest, OpCode, UringCaps, Urin
 pub(crate) struct Recv<B> {
     fd: SharedFd,
     buf: B,
-    rescue: Option<Rc<ReadRescue>>,
-    orphaned: bool,
+    rescue: RescueLink<ReadRescue>,
 }
 
 impl<B: IoBufMut> Recv<B> {
@@ -24,8 +23,7 @@ impl<B: IoBufMut> Recv<B> {
         Recv {
             fd,
             buf,
-            rescue,
-            orphaned: false,
+            rescue: RescueLink::new(rescue),
         }
     }
 
@@ -73,15 +71,12 @@ impl<B: IoBufMut> OpCode for Recv<B> {
 
     fn on_orphaned(&mut self) {
         self.fd.orphaned();
-        if let Some(r) = &self.rescue {
-            self.orphaned = true;
-            r.orphaned();
-        }
+        self.rescue.orphaned();
     }
 
     fn finish_orphaned(self, res: io::Result<u32>) {
         self.fd.answered();
-        let (Some(rescue), true) = (&self.rescue, self.orphaned) else {
+        let Some(rescue) = self.rescue.of_orphan() else {
             return;
         };
         let res = res.map(|n| {

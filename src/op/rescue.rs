@@ -17,6 +17,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io;
+use std::rc::Rc;
 use std::task::{Poll, Waker};
 
 use crate::buf::IoBufMut;
@@ -68,6 +69,41 @@ fn is_cancel(err: &io::Error) -> bool {
     )
 }
 
+/// A rescue an op can be orphaned into (a dropped read's or write's answer goes there).
+pub(crate) trait Rescue {
+    /// An op of the stream was cancelled while in the kernel.
+    fn orphaned(&self);
+}
+
+/// An op's link to its stream's rescue. Set when the op is orphaned, so that only an orphaned
+/// op's answer is handed over (an op without a rescue, such as a plain `Op`, hands nothing).
+pub(crate) struct RescueLink<R> {
+    rescue: Option<Rc<R>>,
+    orphaned: bool,
+}
+
+impl<R: Rescue> RescueLink<R> {
+    pub fn new(rescue: Option<Rc<R>>) -> RescueLink<R> {
+        RescueLink {
+            rescue,
+            orphaned: false,
+        }
+    }
+
+    /// The op's future was dropped while the op was in the kernel.
+    pub fn orphaned(&mut self) {
+        if let Some(r) = &self.rescue {
+            self.orphaned = true;
+            r.orphaned();
+        }
+    }
+
+    /// Where the answer of this orphaned op goes, if anywhere.
+    pub fn of_orphan(&self) -> Option<&R> {
+        self.rescue.as_deref().filter(|_| self.orphaned)
+    }
+}
+
 /// What cancelled reads of one stream left: bytes, then an error, for the next reads.
 #[derive(Default)]
 pub(crate) struct ReadRescue {
@@ -81,13 +117,15 @@ pub(crate) struct ReadRescue {
     error: RefCell<Option<io::Error>>,
 }
 
-impl ReadRescue {
+impl Rescue for ReadRescue {
     /// A read of the stream was cancelled while in the kernel.
-    pub fn orphaned(&self) {
+    fn orphaned(&self) {
         self.touched.set(true);
         self.pending.add();
     }
+}
 
+impl ReadRescue {
     /// A cancelled read was answered: its bytes (maybe none) or its error.
     pub fn answered(&self, res: io::Result<&[u8]>) {
         match res {
@@ -160,13 +198,15 @@ pub(crate) struct WriteRescue {
     error: RefCell<Option<io::Error>>,
 }
 
-impl WriteRescue {
+impl Rescue for WriteRescue {
     /// A write of the stream was cancelled while in the kernel.
-    pub fn orphaned(&self) {
+    fn orphaned(&self) {
         self.touched.set(true);
         self.pending.add();
     }
+}
 
+impl WriteRescue {
     /// A cancelled write was answered with the count it sent, or its error.
     pub fn answered(&self, res: io::Result<u32>) {
         match res {

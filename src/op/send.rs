@@ -4,7 +4,7 @@ use std::rc::Rc;
 
 use io_uring::{opcode, types};
 
-use super::rescue::WriteRescue;
+use super::rescue::{RescueLink, WriteRescue};
 use super::SharedFd;
 use crate::buf::{BufResult, IoBuf};
 use crate::driver::{EpollOp, EpollStep, FdKey, Interest, OpCode, UringCaps, UringOp, UringStep};
@@ -16,8 +16,7 @@ use crate::driver::{EpollOp, EpollStep, FdKey, Interest, OpCode, UringCaps, Urin
 pub(crate) struct Send<B> {
     fd: SharedFd,
     buf: B,
-    rescue: Option<Rc<WriteRescue>>,
-    orphaned: bool,
+    rescue: RescueLink<WriteRescue>,
 }
 
 impl<B: IoBuf> Send<B> {
@@ -25,8 +24,7 @@ impl<B: IoBuf> Send<B> {
         Send {
             fd,
             buf,
-            rescue,
-            orphaned: false,
+            rescue: RescueLink::new(rescue),
         }
     }
 
@@ -70,15 +68,12 @@ impl<B: IoBuf> OpCode for Send<B> {
 
     fn on_orphaned(&mut self) {
         self.fd.orphaned();
-        if let Some(r) = &self.rescue {
-            self.orphaned = true;
-            r.orphaned();
-        }
+        self.rescue.orphaned();
     }
 
     fn finish_orphaned(self, res: io::Result<u32>) {
         self.fd.answered();
-        if let (Some(rescue), true) = (&self.rescue, self.orphaned) {
+        if let Some(rescue) = self.rescue.of_orphan() {
             rescue.answered(res);
         }
     }
