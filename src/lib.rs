@@ -56,7 +56,7 @@ pub mod sync;
 mod sys;
 pub mod time;
 
-pub use buf::{BufResult, IoBuf, IoBufMut, Slice};
+pub use buf::{BufResult, IoBuf, IoBufMut, PooledBuf, Slice};
 pub use cancel::{CancelExt, CancelToken, Cancelled};
 pub use driver::DriverStats;
 pub use driver::{BackendChoice, BackendInfo, BackendKind, UringInfo, UringTier};

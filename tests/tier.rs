@@ -9,7 +9,13 @@ use support::*;
 
 /// When each setup flag, feature bit and opcode the backend may report came into Linux
 /// (`io_uring_setup(2)`, `io_uring_register(2)`; independent of `src/driver/tier.rs`).
-const KERNEL_HISTORY: [(&str, (u32, u32)); 11] = [
+const KERNEL_HISTORY: [(&str, (u32, u32)); 17] = [
+    ("REGISTERED_RING", (5, 18)),
+    ("MULTISHOT_ACCEPT", (5, 19)),
+    ("BUF_RING", (5, 19)),
+    ("MULTISHOT_RECV", (6, 0)),
+    ("SEND_ZC", (6, 0)),
+    ("PBUF_INCREMENTAL", (6, 12)),
     ("COOP_TASKRUN", (5, 19)),
     ("SINGLE_ISSUER", (6, 0)),
     ("DEFER_TASKRUN", (6, 1)),
@@ -41,9 +47,11 @@ fn a_capped_ring_uses_nothing_newer_than_its_tier(v: Variant) {
         return;
     };
     let kernel = uncapped();
-    let cap = v.tier.unwrap_or(kernel.tier);
+    let newest = *UringTier::ALL.last().expect("tiers");
+    let cap = v.tier.unwrap_or(newest);
     let report = rt.backend().to_string();
-    for name in ring.setup_flags.iter().chain(&ring.features) {
+    let offered = ring.kept_off.iter().chain(&ring.fast_path);
+    for name in ring.setup_flags.iter().chain(&ring.features).chain(offered) {
         if let Some(t) = since(name) {
             assert!(
                 t <= cap,
@@ -78,6 +86,11 @@ fn a_capped_ring_uses_nothing_newer_than_its_tier(v: Variant) {
         report.contains(&format!("tier:    {}", ring.tier)),
         "{report}"
     );
+    // The fast path is what the kernel offers, less what is newer than the cap.
+    let expected: Vec<&str> = (kernel.fast_path.iter().copied())
+        .filter(|f| since(f).is_some_and(|t| t <= cap))
+        .collect();
+    assert_eq!(ring.fast_path, expected, "{report}");
     // And the capped ring runs: a timer (the wait path differs below 5.11) and a shutdown.
     rt.block_on(async {
         corering::time::sleep(std::time::Duration::from_millis(2)).await;

@@ -22,8 +22,11 @@
 //! let buf: Vec<u8> = tail.into_inner();
 //! assert_eq!(buf.len(), 11);
 //! ```
+mod pool;
 mod slice;
 
+pub use pool::PooledBuf;
+pub(crate) use pool::{BufPool, PoolConfig, BGID};
 pub use slice::Slice;
 
 use std::io;

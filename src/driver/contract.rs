@@ -28,6 +28,11 @@ use crate::sys::cqe_result;
 pub(crate) struct UringCaps {
     /// IORING_OP_SHUTDOWN is available (5.11).
     pub shutdown: bool,
+    /// Multishot accept, buffer ring, multishot recv, SEND_ZC (see `driver::fast_path`).
+    pub multishot_accept: bool,
+    pub buf_ring: bool,
+    pub multishot_recv: bool,
+    pub send_zc: bool,
 }
 
 /// What an op becomes on io_uring.
@@ -69,6 +74,9 @@ pub(crate) enum EpollStep {
     Done(io::Result<u32>),
     /// The syscall would block: park until the fd has this readiness, then try again.
     Wait(FdKey, Interest),
+    /// The syscall would block and the op does not wait (a pooled read's try, which holds a
+    /// buffer): that side is drained; the op ends with `EAGAIN`.
+    WouldBlock(FdKey, Interest),
     /// The syscall moved fewer bytes than asked (a count above zero): that side of the fd is
     /// probably drained, so the next op on it may park without trying first.
     Drained(u32, FdKey, Interest),
@@ -84,6 +92,12 @@ pub(crate) trait EpollOp {
     fn readiness(&self) -> Option<(FdKey, Interest)> {
         None
     }
+
+    /// Whether the op parks on [`readiness`](EpollOp::readiness) only after an EAGAIN on that
+    /// side, and then always (a readiness wait, which tries nothing itself).
+    fn parks_after_eagain(&self) -> bool {
+        false
+    }
 }
 
 /// An operation, for both backends.
@@ -96,6 +110,10 @@ pub(crate) trait OpCode: UringOp + EpollOp + Sized + 'static {
 
     /// Turns the kernel's answer into the output.
     fn complete(self, res: io::Result<u32>) -> Self::Output;
+
+    /// The completion's flags (io_uring), given before `complete` or `finish_orphaned`: e.g.
+    /// which provided buffer a buffer-select recv took.
+    fn take_flags(&mut self, _flags: u32) {}
 
     /// The entry built by `uring_entry` could not be queued: take back whatever was handed
     /// over to it (e.g. an fd to close).
@@ -115,7 +133,8 @@ pub(crate) trait OpCode: UringOp + EpollOp + Sized + 'static {
 }
 
 impl<T: OpCode> Orphan for T {
-    fn finish(self: Box<Self>, res: i32) {
+    fn finish(mut self: Box<Self>, res: i32, flags: u32) {
+        self.take_flags(flags);
         (*self).finish_orphaned(cqe_result(res));
     }
 }

@@ -70,6 +70,12 @@ pub struct UringInfo {
     /// The tier cap, and who set it (`Builder::uring_tier` or `CORERING_URING_TIER`); `None`
     /// when the backend uses what the kernel offers.
     pub tier_cap: Option<(UringTier, &'static str)>,
+    /// The fast-path interfaces in use: of `REGISTERED_RING`, `MULTISHOT_ACCEPT`, `BUF_RING`,
+    /// `MULTISHOT_RECV` and `SEND_ZC`, those this ring has (under the cap).
+    pub fast_path: Vec<&'static str>,
+    /// Interfaces this kernel offers that corering keeps off (`RECV_BUNDLE`,
+    /// `PBUF_INCREMENTAL`: some kernels reorder data with them).
+    pub kept_off: Vec<&'static str>,
 }
 
 /// The backend a runtime runs and why it was chosen. `Display` prints a short report.
@@ -110,6 +116,10 @@ impl fmt::Display for BackendInfo {
             match u.tier_cap {
                 Some((cap, by)) => write!(f, "\ntier:    {} (capped at {cap} by {by})", u.tier)?,
                 None => write!(f, "\ntier:    {} (what this kernel offers)", u.tier)?,
+            }
+            write!(f, "\nfast path: [{}]", u.fast_path.join(" "))?;
+            if !u.kept_off.is_empty() {
+                write!(f, " (offered, kept off: [{}])", u.kept_off.join(" "))?;
             }
             if !u.opcodes_missing.is_empty() {
                 write!(

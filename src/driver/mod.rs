@@ -29,10 +29,13 @@
 //! The choice between the two is made once, in [`select`].
 use std::io;
 use std::task::{Context, Poll, Waker};
+
+use crate::buf::BufPool;
 use std::time::{Duration, Instant};
 
 mod contract;
 mod epoll;
+mod fast_path;
 mod info;
 mod select;
 mod slots;
@@ -47,6 +50,7 @@ pub(crate) use select::{select, DriverConfig, TierRequest};
 pub use tier::UringTier;
 
 pub(crate) use epoll::EpollDriver;
+pub(crate) use slots::{MultiOrphan, CQE_F_MORE};
 use slots::{OnComplete, Orphan};
 pub(crate) use uring::UringDriver;
 
@@ -69,7 +73,7 @@ pub(crate) enum Leftover<T> {
     /// The op's data, never in the kernel or no longer needed by it: drop it.
     Data(T),
     /// The completion had arrived before the drop: finish the resources with it.
-    Finish(Box<dyn Orphan>, i32),
+    Finish(Box<dyn Orphan>, i32, u32),
 }
 
 impl<T> Leftover<T> {
@@ -78,7 +82,7 @@ impl<T> Leftover<T> {
         match self {
             Leftover::None => {}
             Leftover::Data(data) => drop(data),
-            Leftover::Finish(resources, res) => resources.finish(res),
+            Leftover::Finish(resources, res, flags) => resources.finish(res, flags),
         }
     }
 }
@@ -87,14 +91,17 @@ impl<T> Leftover<T> {
 #[derive(Default)]
 pub(crate) struct Ready {
     pub wakers: Vec<Waker>,
-    pub orphans: Vec<(Box<dyn Orphan>, i32)>,
+    pub orphans: Vec<(Box<dyn Orphan>, i32, u32)>,
+    /// Multishot ops whose owner is gone and whose last completion came: dropped here.
+    pub released: Vec<Box<dyn MultiOrphan>>,
 }
 
 impl Ready {
     pub fn push(&mut self, action: OnComplete) {
         match action {
             OnComplete::Wake(w) => self.wakers.push(w),
-            OnComplete::Finish(r, res) => self.orphans.push((r, res)),
+            OnComplete::Finish(r, res, flags) => self.orphans.push((r, res, flags)),
+            OnComplete::Release(r) => self.released.push(r),
             OnComplete::Nothing => {}
         }
     }
@@ -104,10 +111,26 @@ impl Ready {
         for w in self.wakers.drain(..) {
             w.wake();
         }
-        for (r, res) in self.orphans.drain(..) {
-            r.finish(res);
+        for (r, res, flags) in self.orphans.drain(..) {
+            r.finish(res, flags);
         }
+        self.released.clear();
     }
+
+    fn is_empty(&self) -> bool {
+        self.wakers.is_empty() && self.orphans.is_empty() && self.released.is_empty()
+    }
+}
+
+/// How a pooled read gets its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ReadMode {
+    /// A multishot recv stays armed on the stream, the kernel picking ring buffers (6.0).
+    Multishot,
+    /// One recv with buffer select per read (5.19).
+    Select,
+    /// Wait for readiness holding nothing, then take a buffer and read (epoll, older kernels).
+    Readiness,
 }
 
 /// Counters one core's driver keeps.
@@ -129,6 +152,13 @@ pub struct DriverStats {
     pub cq_dropped: u64,
     /// Non-blocking I/O syscalls the epoll backend made itself (0 on io_uring).
     pub io_syscalls: u64,
+    /// Pooled reads that found the buffer pool empty and read into a fresh allocation.
+    pub pool_overflows: u64,
+    /// Multishot receives ended by an empty buffer ring (`-ENOBUFS`).
+    pub pool_exhausted: u64,
+    /// Pool buffers out of the pool now (held by the application or queued on a stream);
+    /// 0 once every pooled buffer has been dropped.
+    pub pool_in_use: u64,
 }
 
 /// One core's backend.
@@ -174,7 +204,7 @@ impl Driver {
             Driver::Uring(d) => &d.ready,
             Driver::Epoll(d) => &d.ready,
         };
-        !ready.wakers.is_empty() || !ready.orphans.is_empty()
+        !ready.is_empty()
     }
 
     /// Moves the gathered wakers and orphans into `into` (which the caller then runs).
@@ -185,6 +215,7 @@ impl Driver {
         };
         into.wakers.append(&mut ready.wakers);
         into.orphans.append(&mut ready.orphans);
+        into.released.append(&mut ready.released);
     }
 
     /// Asks the op in `index` to end early (see the contract above). Nothing happens if it
@@ -234,9 +265,48 @@ impl Driver {
     }
 
     pub fn stats(&self) -> DriverStats {
+        let (mut stats, pool) = match self {
+            Driver::Uring(d) => (d.stats, d.pool.as_ref()),
+            Driver::Epoll(d) => (d.stats, d.pool.as_ref()),
+        };
+        stats.pool_overflows = pool.map_or(0, |p| p.overflows());
+        stats.pool_exhausted = pool.map_or(0, |p| p.exhausted());
+        stats.pool_in_use = pool.map_or(0, |p| p.in_use());
+        stats
+    }
+
+    /// The core's buffer pool (made on first use).
+    pub fn pool(&mut self) -> io::Result<BufPool> {
         match self {
-            Driver::Uring(d) => d.stats,
-            Driver::Epoll(d) => d.stats,
+            Driver::Uring(d) => d.pool(),
+            Driver::Epoll(d) => d.pool(),
+        }
+    }
+
+    /// How pooled reads work on this driver.
+    pub fn read_mode(&self) -> ReadMode {
+        match self {
+            Driver::Uring(d) if d.caps.multishot_recv && d.caps.buf_ring => ReadMode::Multishot,
+            Driver::Uring(d) if d.caps.buf_ring => ReadMode::Select,
+            _ => ReadMode::Readiness,
+        }
+    }
+
+    /// Whether accepts may be multishot.
+    pub fn multishot_accept(&self) -> bool {
+        matches!(self, Driver::Uring(d) if d.caps.multishot_accept)
+    }
+
+    /// Whether sends may be zero-copy.
+    pub fn send_zc(&self) -> bool {
+        matches!(self, Driver::Uring(d) if d.caps.send_zc)
+    }
+
+    /// The io_uring driver, for multishot ops (which only it runs).
+    pub fn uring(&mut self) -> Option<&mut UringDriver> {
+        match self {
+            Driver::Uring(d) => Some(d),
+            Driver::Epoll(_) => None,
         }
     }
 }

@@ -18,11 +18,13 @@ use std::os::fd::RawFd;
 use bitflags::bitflags;
 use io_uring::{opcode, IoUring, Probe};
 
+use super::fast_path::FastPath;
 use super::tier::{tier_in_force, TierCap, UringFeature};
 use super::{
     BackendChoice, BackendInfo, BackendKind, Driver, EpollDriver, UringCaps, UringDriver,
     UringInfo, UringTier,
 };
+use crate::buf::PoolConfig;
 
 bitflags! {
     /// io_uring setup flags we ask for, newest first in [`SetupFlags::NEWEST_FIRST`].
@@ -186,7 +188,10 @@ fn explain(error: &io::Error) -> String {
 }
 
 /// Asks the kernel (through the cap) which opcodes it has: the ones we can use, or why not.
-fn probe_opcodes(ring: &IoUring, cap: TierCap) -> Result<UringCaps, (String, io::Error)> {
+fn probe_opcodes(
+    ring: &IoUring,
+    cap: TierCap,
+) -> Result<(UringCaps, FastPath), (String, io::Error)> {
     let mut probe = Probe::new();
     if let Err(e) = ring.submitter().register_probe(&mut probe) {
         let why =
@@ -202,10 +207,16 @@ fn probe_opcodes(ring: &IoUring, cap: TierCap) -> Result<UringCaps, (String, io:
         let why = format!("io_uring lacks required opcodes: {}", missing.join(" "));
         return Err((why, io::Error::from(io::ErrorKind::Unsupported)));
     }
-    Ok(UringCaps {
+    let fast = FastPath::probe(ring, &probe, cap);
+    let caps = UringCaps {
         shutdown: probe.is_supported(opcode::Shutdown::CODE)
             && cap.allows(UringFeature::OpShutdown),
-    })
+        multishot_accept: fast.multishot_accept,
+        buf_ring: fast.buf_ring,
+        multishot_recv: fast.multishot_recv,
+        send_zc: fast.send_zc,
+    };
+    Ok((caps, fast))
 }
 
 /// Tries to make an io_uring driver: the driver, or why not.
@@ -227,7 +238,7 @@ fn try_uring(
         (why, f.error)
     })?;
     let ring = setup.ring;
-    let caps = probe_opcodes(&ring, cap)?;
+    let (caps, fast) = probe_opcodes(&ring, cap)?;
     // Blocking-capable ops could otherwise start one io-wq worker per op; bound the pool
     // (5.15+; older kernels answer EINVAL and keep their default).
     let mut max_workers = [0u32, 64];
@@ -238,19 +249,33 @@ fn try_uring(
         .is_ok();
     let params = ring.params();
     let ext_arg = params.is_feature_ext_arg() && cap.allows(UringFeature::ExtArg);
+    let flags = setup.flags;
+    let features = feature_names(params, cap);
+    let entries = params.sq_entries();
+    let modes = (ext_arg, flags.contains(SetupFlags::DEFER_TASKRUN));
+    let driver = UringDriver::new(ring, caps, modes, (cap, config.pool), wake_fd)
+        .map_err(|e| (format!("io_uring driver setup failed: {e}"), e))?;
+    let registered_ring = driver.registered_ring();
     let tier = tier_in_force(|f| match f {
         UringFeature::ExtArg => ext_arg,
         UringFeature::OpShutdown => caps.shutdown,
         UringFeature::IowqMaxWorkers => bounded_workers,
-        UringFeature::CoopTaskrun => setup.flags.contains(SetupFlags::COOP_TASKRUN),
-        UringFeature::SingleIssuer => setup.flags.contains(SetupFlags::SINGLE_ISSUER),
-        UringFeature::DeferTaskrun => setup.flags.contains(SetupFlags::DEFER_TASKRUN),
+        UringFeature::RegisteredRing => registered_ring,
+        UringFeature::CoopTaskrun => flags.contains(SetupFlags::COOP_TASKRUN),
+        UringFeature::MultishotAccept => caps.multishot_accept,
+        UringFeature::BufRing => caps.buf_ring,
+        UringFeature::SingleIssuer => flags.contains(SetupFlags::SINGLE_ISSUER),
+        UringFeature::MultishotRecv => caps.multishot_recv,
+        UringFeature::SendZc => caps.send_zc,
+        UringFeature::DeferTaskrun => flags.contains(SetupFlags::DEFER_TASKRUN),
+        // Kept off: a ring that does not use them is not at their tier.
+        UringFeature::RecvBundle | UringFeature::IncrementalBuffers => false,
     });
     let info = UringInfo {
         // What the kernel made of the size asked for (rounded up to a power of two).
-        entries: params.sq_entries(),
-        setup_flags: setup.flags.names(),
-        features: feature_names(params, cap),
+        entries,
+        setup_flags: flags.names(),
+        features,
         opcodes_missing: if caps.shutdown {
             vec![]
         } else {
@@ -260,10 +285,9 @@ fn try_uring(
         attempts: setup.attempts,
         tier,
         tier_cap: cap.0.map(|t| (t, cap_source)),
+        fast_path: fast.in_use(registered_ring),
+        kept_off: fast.kept_off(),
     };
-    let defer_taskrun = setup.flags.contains(SetupFlags::DEFER_TASKRUN);
-    let driver = UringDriver::new(ring, caps, ext_arg, defer_taskrun, wake_fd)
-        .map_err(|e| (format!("io_uring driver setup failed: {e}"), e))?;
     Ok((driver, info))
 }
 
@@ -274,6 +298,8 @@ pub(crate) struct DriverConfig {
     pub entries: u32,
     /// Which io_uring interfaces to treat as absent.
     pub uring_tier: TierRequest,
+    /// Each core's buffer pool.
+    pub pool: PoolConfig,
 }
 
 /// What a builder asked of the tier cap.
@@ -342,7 +368,7 @@ pub(crate) fn select(config: &DriverConfig, wake_fd: RawFd) -> io::Result<(Drive
     // Read only on the way to io_uring: the variable means nothing to a forced epoll.
     let cap = || resolve_tier(config.uring_tier);
     let epoll = |reason: String| -> io::Result<(Driver, BackendInfo)> {
-        let driver = EpollDriver::new(wake_fd)?;
+        let driver = EpollDriver::new(wake_fd, config.pool)?;
         Ok((
             Driver::Epoll(driver),
             BackendInfo {

@@ -17,19 +17,55 @@
 //! An op keeps one slot index from its first poll to its end on both backends, so a cancel
 //! scope can name it by that index.
 //!
+//! A multishot op (io_uring only: an accept or a receive armed once for many completions) has
+//! a slot of its own kind, `Multi`: its completions queue up in order until its owner takes
+//! them, and the one without `IORING_CQE_F_MORE` ends it. Its owner gone, it becomes
+//! `MultiOrphaned`: each later completion is released at once (a connection closed, a buffer
+//! given back) and the last one frees the slot.
+//!
+//! ```text
+//!   arm ──▶ Multi{queue, ended: false} ── last completion ──▶ Multi{queue, ended: true}
+//!                 │ owner dropped                                 │ owner takes the last
+//!                 ▼                                               ▼
+//!           MultiOrphaned ── last completion ──▶ (none)         (none)
+//! ```
+//!
 //! A future dropped after its completion arrived but before it was polled frees the slot and
 //! finishes its resources at once. Nothing here wakes a waker or drops resources while the table
 //! is borrowed: the callers get them back and act after releasing the borrow.
+use std::collections::VecDeque;
 use std::task::{Poll, Waker};
 
 use slab::Slab;
+
+/// `IORING_CQE_F_MORE`: more completions of this multishot op follow.
+pub(crate) const CQE_F_MORE: u32 = 1 << 1;
 
 /// What the kernel may still touch after a future was dropped: the op's own data, finished
 /// with the completion's result when it arrives (e.g. a cancelled accept that still produced a
 /// connection closes it here).
 pub(crate) trait Orphan {
-    /// Consumes the resources now that the kernel is done with them.
-    fn finish(self: Box<Self>, res: i32);
+    /// Consumes the resources now that the kernel is done with them (`flags`: the
+    /// completion's, e.g. the buffer a buffer-select recv took).
+    fn finish(self: Box<Self>, res: i32, flags: u32);
+}
+
+/// What a multishot op whose owner is gone still gets from the kernel.
+pub(crate) trait MultiOrphan {
+    /// The owner is about to give the op up (called once, before any `release`).
+    fn orphaned(&mut self) {}
+
+    /// Releases what one completion produced (closes an accepted fd, gives a buffer back).
+    /// Called while the driver is borrowed: it must not call into the driver.
+    fn release(&mut self, res: i32, flags: u32);
+}
+
+/// One multishot op's completions, in order, until its owner takes them.
+pub(crate) struct MultiSlot {
+    queue: VecDeque<(i32, u32)>,
+    waker: Option<Waker>,
+    /// The last completion (no `F_MORE`) is in `queue`: the kernel has let go of the op.
+    ended: bool,
 }
 
 /// The state of one slot.
@@ -43,6 +79,10 @@ pub(crate) enum Lifecycle {
     /// The future was dropped while the op was in flight; these resources stay alive until the
     /// completion arrives.
     Orphaned(Box<dyn Orphan>),
+    /// A multishot op with a live owner.
+    Multi(MultiSlot),
+    /// A multishot op whose owner is gone, until its last completion.
+    MultiOrphaned(Box<dyn MultiOrphan>),
 }
 
 /// What to do after a completion was recorded.
@@ -50,7 +90,9 @@ pub(crate) enum OnComplete {
     /// Wake this waker (after releasing the table borrow).
     Wake(Waker),
     /// The future is gone: finish these resources with `res` (after releasing the borrow).
-    Finish(Box<dyn Orphan>, i32),
+    Finish(Box<dyn Orphan>, i32, u32),
+    /// A multishot op with no owner ended: drop what it held (after releasing the borrow).
+    Release(Box<dyn MultiOrphan>),
     /// Nothing: the token was unknown (e.g. a cancel's own completion) or already completed.
     Nothing,
 }
@@ -61,7 +103,7 @@ pub(crate) enum OnDrop {
     /// submits a cancel for this slot.
     Orphaned,
     /// The completion had already arrived: the slot is free; finish the resources with `res`.
-    AlreadyDone(Box<dyn Orphan>, i32),
+    AlreadyDone(Box<dyn Orphan>, i32, u32),
 }
 
 /// One core's op slots.
@@ -81,12 +123,16 @@ impl OpTable {
     /// Files a new in-flight op; its index is its token.
     pub fn insert(&mut self, waker: &Waker) -> usize {
         let index = self.slots.insert(Lifecycle::Waiting(waker.clone()));
+        self.new_generation(index);
+        index
+    }
+
+    fn new_generation(&mut self, index: usize) {
         if index >= self.gens.len() {
             self.gens.resize(index + 1, 0);
         }
         self.next_gen = self.next_gen.wrapping_add(1);
         self.gens[index] = self.next_gen;
-        index
     }
 
     /// The io_uring `user_data` naming the op now in `index`: generation and index.
@@ -120,7 +166,11 @@ impl OpTable {
     pub fn in_flight(&self) -> Vec<usize> {
         self.slots
             .iter()
-            .filter(|(_, s)| !matches!(s, Lifecycle::Completed { .. }))
+            .filter(|(_, s)| match s {
+                Lifecycle::Completed { .. } => false,
+                Lifecycle::Multi(m) => !m.ended,
+                _ => true,
+            })
             .map(|(i, _)| i)
             .collect()
     }
@@ -143,10 +193,104 @@ impl OpTable {
             Lifecycle::Orphaned(_) => match self.slots.remove(index) {
                 Lifecycle::Orphaned(resources) => {
                     self.orphaned -= 1;
-                    OnComplete::Finish(resources, res)
+                    OnComplete::Finish(resources, res, flags)
                 }
                 _ => unreachable!("matched Orphaned above"),
             },
+            Lifecycle::Multi(m) => {
+                if m.ended {
+                    return OnComplete::Nothing;
+                }
+                m.queue.push_back((res, flags));
+                m.ended = flags & CQE_F_MORE == 0;
+                m.waker.take().map_or(OnComplete::Nothing, OnComplete::Wake)
+            }
+            Lifecycle::MultiOrphaned(rest) => {
+                rest.release(res, flags);
+                if flags & CQE_F_MORE != 0 {
+                    return OnComplete::Nothing;
+                }
+                self.orphaned -= 1;
+                match self.slots.remove(index) {
+                    Lifecycle::MultiOrphaned(rest) => OnComplete::Release(rest),
+                    _ => unreachable!("matched MultiOrphaned above"),
+                }
+            }
+        }
+    }
+
+    /// Files a new multishot op; its index is its token.
+    pub fn insert_multi(&mut self) -> usize {
+        let index = self.slots.insert(Lifecycle::Multi(MultiSlot {
+            queue: VecDeque::new(),
+            waker: None,
+            ended: false,
+        }));
+        self.new_generation(index);
+        index
+    }
+
+    /// The next completion of the multishot op in `index`, and whether it was the last (the
+    /// slot is then free); else records `waker`.
+    pub fn poll_multi(&mut self, index: usize, waker: &Waker) -> Poll<(i32, u32, bool)> {
+        let Some(Lifecycle::Multi(m)) = self.slots.get_mut(index) else {
+            unreachable!("multishot slot {index} polled after its owner gave it up")
+        };
+        let Some((res, flags)) = m.queue.pop_front() else {
+            match &mut m.waker {
+                Some(w) if w.will_wake(waker) => {}
+                w => *w = Some(waker.clone()),
+            }
+            return Poll::Pending;
+        };
+        let last = m.ended && m.queue.is_empty();
+        if last {
+            self.slots.remove(index);
+        }
+        Poll::Ready((res, flags, last))
+    }
+
+    /// How many completions of the multishot op in `index` wait for its owner.
+    pub fn multi_queued(&self, index: usize) -> usize {
+        match self.slots.get(index) {
+            Some(Lifecycle::Multi(m)) => m.queue.len(),
+            _ => 0,
+        }
+    }
+
+    /// The owner of the multishot op in `index` is gone: `rest` releases what its queued
+    /// completions produced, now, and what later ones produce. Returns `rest` back if the op
+    /// had already ended (the slot is then free; drop `rest` after releasing the borrow), or
+    /// `None` if it stays filed until its last completion (the caller cancels it).
+    pub fn orphan_multi(
+        &mut self,
+        index: usize,
+        mut rest: Box<dyn MultiOrphan>,
+    ) -> Option<Box<dyn MultiOrphan>> {
+        let Some(slot @ Lifecycle::Multi(_)) = self.slots.get_mut(index) else {
+            unreachable!("multishot slot {index} orphaned twice")
+        };
+        let Lifecycle::Multi(m) = slot else {
+            unreachable!("matched Multi above")
+        };
+        for (res, flags) in m.queue.drain(..) {
+            rest.release(res, flags);
+        }
+        if m.ended {
+            self.slots.remove(index);
+            return Some(rest);
+        }
+        *slot = Lifecycle::MultiOrphaned(rest);
+        self.orphaned += 1;
+        None
+    }
+
+    /// Whether `index` is a multishot op the kernel still holds (owned or orphaned).
+    pub fn is_multi_armed(&self, index: usize) -> bool {
+        match self.slots.get(index) {
+            Some(Lifecycle::Multi(m)) => !m.ended,
+            Some(Lifecycle::MultiOrphaned(_)) => true,
+            _ => false,
         }
     }
 
@@ -178,9 +322,7 @@ impl OpTable {
                 self.slots.remove(index);
                 Poll::Ready(out)
             }
-            Some(Lifecycle::Orphaned(_)) | None => {
-                unreachable!("op slot {index} polled after its future gave it up")
-            }
+            _ => unreachable!("op slot {index} polled after its future gave it up"),
         }
     }
 
@@ -201,14 +343,12 @@ impl OpTable {
                 self.orphaned += 1;
                 OnDrop::Orphaned
             }
-            Some(Lifecycle::Completed { res, .. }) => {
-                let res = *res;
+            Some(Lifecycle::Completed { res, flags }) => {
+                let (res, flags) = (*res, *flags);
                 self.slots.remove(index);
-                OnDrop::AlreadyDone(resources, res)
+                OnDrop::AlreadyDone(resources, res, flags)
             }
-            Some(Lifecycle::Orphaned(_)) | None => {
-                unreachable!("op slot {index} orphaned twice")
-            }
+            _ => unreachable!("op slot {index} orphaned twice"),
         }
     }
 
@@ -222,7 +362,9 @@ impl OpTable {
 
     /// Frees a slot whose op needs no completion (an epoll waiter given up by its future).
     pub fn remove(&mut self, index: usize) {
-        if let Some(Lifecycle::Orphaned(_)) = self.slots.try_remove(index) {
+        if let Some(Lifecycle::Orphaned(_) | Lifecycle::MultiOrphaned(_)) =
+            self.slots.try_remove(index)
+        {
             self.orphaned -= 1;
         }
     }
@@ -252,7 +394,7 @@ mod tests {
     /// Resources that record how they were finished.
     struct Recorder(Rc<RefCell<Vec<i32>>>);
     impl Orphan for Recorder {
-        fn finish(self: Box<Self>, res: i32) {
+        fn finish(self: Box<Self>, res: i32, _flags: u32) {
             self.0.borrow_mut().push(res);
         }
     }
@@ -301,7 +443,7 @@ mod tests {
         );
         assert_eq!(table.len(), 1);
         match table.complete(i, 5, 0) {
-            OnComplete::Finish(r, res) => r.finish(res),
+            OnComplete::Finish(r, res, flags) => r.finish(res, flags),
             _ => panic!("expected finish"),
         }
         assert_eq!(*log.borrow(), vec![5]);
@@ -322,7 +464,7 @@ mod tests {
         let i = table.insert(&w);
         wake(table.complete(i, 3, 0));
         match table.orphan(i, Box::new(Recorder(log.clone()))) {
-            OnDrop::AlreadyDone(r, res) => r.finish(res),
+            OnDrop::AlreadyDone(r, res, flags) => r.finish(res, flags),
             OnDrop::Orphaned => panic!("completion already arrived"),
         }
         assert_eq!(*log.borrow(), vec![3]);
@@ -340,7 +482,7 @@ mod tests {
             OnDrop::Orphaned
         ));
         match table.complete(i, -libc::ECANCELED, 0) {
-            OnComplete::Finish(r, res) => r.finish(res),
+            OnComplete::Finish(r, res, flags) => r.finish(res, flags),
             _ => panic!("expected finish"),
         }
         assert_eq!(*log.borrow(), vec![3, -libc::ECANCELED]);
@@ -385,7 +527,7 @@ mod tests {
         ));
         assert_eq!(table.orphaned(), 1);
         match table.complete(i, -libc::ECANCELED, 0) {
-            OnComplete::Finish(r, res) => r.finish(res),
+            OnComplete::Finish(r, res, flags) => r.finish(res, flags),
             _ => panic!("expected finish"),
         }
         assert_eq!((table.orphaned(), table.len()), (0, 0));

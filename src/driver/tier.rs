@@ -12,9 +12,16 @@
 //! | `IORING_FEAT_EXT_ARG` | 5.11 | the bit is clear | bound waits with a TIMEOUT entry |
 //! | `IORING_OP_SHUTDOWN` | 5.11 | the probe lacks it | call `shutdown(2)` |
 //! | `IORING_REGISTER_IOWQ_MAX_WORKERS` | 5.15 | `EINVAL` | leave io-wq unbounded |
+//! | `IORING_REGISTER_RING_FDS` | 5.18 | `EINVAL` | enter with the ring's fd |
 //! | `IORING_SETUP_COOP_TASKRUN` (+ `TASKRUN_FLAG`) | 5.19 | setup `EINVAL` | drop the flag, retry |
+//! | multishot `IORING_OP_ACCEPT` | 5.19 | the probe lacks `IORING_OP_SOCKET` (same release) | one accept entry per connection |
+//! | `IORING_REGISTER_PBUF_RING` | 5.19 | `EINVAL` | pooled reads wait for readiness, then take a buffer |
 //! | `IORING_SETUP_SINGLE_ISSUER` | 6.0 | setup `EINVAL` | drop the flag, retry |
+//! | multishot `IORING_OP_RECV` | 6.0 | the probe lacks `IORING_OP_SEND_ZC` (same release) | one buffer-select recv per read |
+//! | `IORING_OP_SEND_ZC` | 6.0 | the probe lacks it | copying sends |
 //! | `IORING_SETUP_DEFER_TASKRUN` | 6.1 | setup `EINVAL` | drop the flag, retry |
+//! | recv bundles (`IORING_FEAT_RECVSEND_BUNDLE`) | 6.10 | the bit is clear | one buffer per completion (also the default: off) |
+//! | incremental buffer consumption (`IOU_PBUF_RING_INC`) | 6.12 | `EINVAL` | whole buffers (also the default: off) |
 //!
 //! A feature joins this table, and its version joins [`UringTier::ALL`], when the backend
 //! starts to use it (kernel-notes.md has the same table with how each is probed).
@@ -46,20 +53,29 @@ impl UringTier {
     pub const V5_11: UringTier = UringTier::new(5, 11);
     /// IORING_REGISTER_IOWQ_MAX_WORKERS (io-wq bounded per ring).
     pub const V5_15: UringTier = UringTier::new(5, 15);
-    /// IORING_SETUP_COOP_TASKRUN and TASKRUN_FLAG.
+    /// A registered ring fd (IORING_REGISTER_RING_FDS, IORING_ENTER_REGISTERED_RING).
+    pub const V5_18: UringTier = UringTier::new(5, 18);
+    /// IORING_SETUP_COOP_TASKRUN and TASKRUN_FLAG, multishot accept, provided buffer rings.
     pub const V5_19: UringTier = UringTier::new(5, 19);
-    /// IORING_SETUP_SINGLE_ISSUER.
+    /// IORING_SETUP_SINGLE_ISSUER, multishot recv, SEND_ZC.
     pub const V6_0: UringTier = UringTier::new(6, 0);
     /// IORING_SETUP_DEFER_TASKRUN.
     pub const V6_1: UringTier = UringTier::new(6, 1);
+    /// Recv bundles (off unless asked for).
+    pub const V6_10: UringTier = UringTier::new(6, 10);
+    /// Incremental buffer consumption (off unless asked for).
+    pub const V6_12: UringTier = UringTier::new(6, 12);
     /// Every tier, oldest first.
-    pub const ALL: [UringTier; 6] = [
+    pub const ALL: [UringTier; 9] = [
         UringTier::V5_10,
         UringTier::V5_11,
         UringTier::V5_15,
+        UringTier::V5_18,
         UringTier::V5_19,
         UringTier::V6_0,
         UringTier::V6_1,
+        UringTier::V6_10,
+        UringTier::V6_12,
     ];
 
     const fn new(major: u8, minor: u8) -> UringTier {
@@ -119,19 +135,33 @@ pub(crate) enum UringFeature {
     ExtArg,
     OpShutdown,
     IowqMaxWorkers,
+    RegisteredRing,
     CoopTaskrun,
+    MultishotAccept,
+    BufRing,
     SingleIssuer,
+    MultishotRecv,
+    SendZc,
     DeferTaskrun,
+    RecvBundle,
+    IncrementalBuffers,
 }
 
 impl UringFeature {
-    pub(crate) const ALL: [UringFeature; 6] = [
+    pub(crate) const ALL: [UringFeature; 13] = [
         UringFeature::ExtArg,
         UringFeature::OpShutdown,
         UringFeature::IowqMaxWorkers,
+        UringFeature::RegisteredRing,
         UringFeature::CoopTaskrun,
+        UringFeature::MultishotAccept,
+        UringFeature::BufRing,
         UringFeature::SingleIssuer,
+        UringFeature::MultishotRecv,
+        UringFeature::SendZc,
         UringFeature::DeferTaskrun,
+        UringFeature::RecvBundle,
+        UringFeature::IncrementalBuffers,
     ];
 
     /// The kernel version that brought it.
@@ -139,9 +169,16 @@ impl UringFeature {
         match self {
             UringFeature::ExtArg | UringFeature::OpShutdown => UringTier::V5_11,
             UringFeature::IowqMaxWorkers => UringTier::V5_15,
-            UringFeature::CoopTaskrun => UringTier::V5_19,
-            UringFeature::SingleIssuer => UringTier::V6_0,
+            UringFeature::RegisteredRing => UringTier::V5_18,
+            UringFeature::CoopTaskrun | UringFeature::MultishotAccept | UringFeature::BufRing => {
+                UringTier::V5_19
+            }
+            UringFeature::SingleIssuer | UringFeature::MultishotRecv | UringFeature::SendZc => {
+                UringTier::V6_0
+            }
             UringFeature::DeferTaskrun => UringTier::V6_1,
+            UringFeature::RecvBundle => UringTier::V6_10,
+            UringFeature::IncrementalBuffers => UringTier::V6_12,
         }
     }
 }
@@ -206,8 +243,9 @@ mod tests {
             ("5.14", UringTier::V5_11),
             ("5.15.0-91-generic", UringTier::V5_15),
             ("6.0", UringTier::V6_0),
-            ("6.12.117+deb12", UringTier::V6_1),
-            ("7.3", UringTier::V6_1),
+            ("6.9", UringTier::V6_1),
+            ("6.12.117+deb12", UringTier::V6_12),
+            ("7.3", UringTier::V6_12),
         ];
         for (text, tier) in cases {
             assert_eq!(text.parse::<UringTier>(), Ok(tier), "{text}");
@@ -244,13 +282,13 @@ mod tests {
 
     #[test]
     fn the_tier_in_force_stops_at_the_first_gap() {
-        assert_eq!(tier_in_force(|_| true), UringTier::V6_1);
+        assert_eq!(tier_in_force(|_| true), UringTier::V6_12);
         assert_eq!(tier_in_force(|_| false), UringTier::V5_10);
         // A 5.10 kernel with 5.11 and 5.15 backports, no COOP_TASKRUN.
         let backported = |f: UringFeature| f.since() <= UringTier::V5_15;
         assert_eq!(tier_in_force(backported), UringTier::V5_15);
         // SINGLE_ISSUER without COOP_TASKRUN does not make a 6.0 tier.
         let gap = |f: UringFeature| f != UringFeature::CoopTaskrun;
-        assert_eq!(tier_in_force(gap), UringTier::V5_15);
+        assert_eq!(tier_in_force(gap), UringTier::V5_18);
     }
 }

@@ -1,8 +1,10 @@
 //! The I/O of one side of a stream, shared by [`TcpStream`](super::TcpStream) and its halves.
+use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::rc::Rc;
 
+use super::pooled::PooledState;
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::op::rescue::{ReadRescue, WriteRescue};
 use crate::op::{self, Op, SharedFd};
@@ -54,11 +56,13 @@ impl std::error::Error for PartialWrite {
     }
 }
 
-/// The read side: the fd handle, and what cancelled reads left (io_uring only).
+/// The read side: the fd handle, what cancelled reads left (io_uring only), and the pooled
+/// side (`net::pooled`).
 #[derive(Debug)]
 pub(super) struct Reader {
     pub fd: SharedFd,
     pub rescue: Option<Rc<ReadRescue>>,
+    pub pooled: RefCell<PooledState>,
 }
 
 /// The write side: the fd handle, and what cancelled writes left.
@@ -99,6 +103,9 @@ impl Reader {
             if let Some(res) = rescue.take_into(&mut buf).await {
                 return (res, buf);
             }
+        }
+        if self.pooled_active() {
+            return self.read_from_pooled(buf).await;
         }
         Op::on(
             &self.fd,
@@ -190,6 +197,24 @@ macro_rules! read_methods {
         /// and get its buffer back, see [`CancelExt`](crate::cancel::CancelExt).
         pub async fn read<B: IoBufMut>(&mut self, buf: B) -> BufResult<usize, B> {
             self.$($reader)+.read(buf).await
+        }
+
+        /// The next bytes, in a buffer of the core's pool ([`PooledBuf`](crate::PooledBuf):
+        /// derefs to the bytes, goes back to the pool when dropped); `Ok(None)` at end of
+        /// stream. While it waits, the read holds no buffer, so an idle connection costs no
+        /// read memory. On io_uring 6.0+ a multishot receive into a provided buffer ring
+        /// stays armed from the first call on (see
+        /// [`Builder::buffer_pool`](crate::Builder::buffer_pool)).
+        ///
+        /// Cancel-safe: bytes that arrive for a dropped call go to the next read. Plain reads
+        /// may be mixed with pooled ones; bytes keep their order.
+        pub async fn recv_pooled(&mut self) -> io::Result<Option<crate::PooledBuf>> {
+            self.$($reader)+.recv_pooled().await
+        }
+
+        /// [`recv_pooled`](Self::recv_pooled) as a stream of buffers, ending at end of stream.
+        pub fn pooled_stream(&mut self) -> crate::net::PooledStream<'_> {
+            crate::net::PooledStream::new(&self.$($reader)+)
         }
 
         /// Fills `buf` up to its capacity (`bytes_total`), reading as often as needed. End of

@@ -4,11 +4,13 @@
 //! registered in that core's poller. Make them inside [`Runtime::block_on`](crate::Runtime).
 mod half;
 mod listener;
+mod pooled;
 mod split;
 mod stream;
 
 pub use half::PartialWrite;
-pub use listener::{ListenOptions, TcpListener};
+pub use listener::{Incoming, ListenOptions, TcpListener, ACCEPT_QUEUE_MAX};
+pub use pooled::PooledStream;
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
 pub use stream::{TcpStream, Unread};
 

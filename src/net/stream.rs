@@ -69,6 +69,7 @@ impl TcpStream {
             reader: Reader {
                 fd: fd.clone(),
                 rescue: uring.then(Rc::default),
+                pooled: Default::default(),
             },
             writer: Writer {
                 fd,
@@ -110,10 +111,13 @@ impl TcpStream {
     /// whose future was `mem::forget`-ten still holds the fd, the std stream gets a duplicate.
     pub async fn into_std(self) -> io::Result<(std::net::TcpStream, Unread)> {
         let TcpStream { reader, writer, .. } = self;
-        let (bytes, error) = match &reader.rescue {
+        let (mut bytes, mut error) = match &reader.rescue {
             Some(rescue) => rescue.take_all().await,
             None => (Vec::new(), None),
         };
+        let (pooled, pooled_error) = reader.drain_pooled().await;
+        bytes.extend(pooled);
+        error = error.or(pooled_error);
         let write_error = writer.rescue.check().await.err();
         drop(writer);
         reader.fd.settled().await;
@@ -169,7 +173,8 @@ impl TcpStream {
     /// this says so.
     pub async fn close(self) -> io::Result<()> {
         let TcpStream { reader, writer, .. } = self;
-        drop((reader.rescue, writer));
+        reader.drop_pooled();
+        drop((reader.rescue, reader.pooled, writer));
         reader.fd.settled().await;
         match reader.fd.try_into_owned() {
             Ok(fd) => Op::new(op::Close::new(fd)).await,

@@ -11,6 +11,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::rc::{Rc, Weak};
+use std::task::Poll;
 
 use slab::Slab;
 
@@ -144,6 +145,24 @@ pub(crate) fn any_entered() -> bool {
 /// The error a new op gets if an entered scope is cancelled.
 pub(crate) fn cancelled_now() -> Option<io::Error> {
     ENTERED.with(|e| e.borrow().iter().find_map(|s| s.error()))
+}
+
+/// Polls a standing op (a listener's accept, a stream's multishot recv: it belongs to the
+/// object, not to the future polling it) outside the entered scopes, so that no scope cancels
+/// it; while it has nothing, a cancelled scope ends the poll with its error instead. Nothing
+/// is lost: what the op gets later goes to the next poll.
+pub(crate) fn poll_standing<T>(poll: impl FnOnce() -> Poll<T>) -> Poll<io::Result<T>> {
+    let polled = {
+        let _aside = set_aside();
+        poll()
+    };
+    match polled {
+        Poll::Ready(v) => Poll::Ready(Ok(v)),
+        Poll::Pending => match any_entered().then(cancelled_now).flatten() {
+            Some(e) => Poll::Ready(Err(e)),
+            None => Poll::Pending,
+        },
+    }
 }
 
 /// An op's filing with the entered scopes; dropping it unfiles the op.

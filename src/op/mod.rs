@@ -20,11 +20,14 @@
 //! # });
 //! ```
 mod accept;
+pub(crate) mod accept_multi;
 pub(crate) mod cancel;
 mod close;
 mod connect;
 pub(crate) mod fd;
+pub(crate) mod multi;
 mod nop;
+pub(crate) mod pooled;
 mod recv;
 pub(crate) mod rescue;
 mod send;

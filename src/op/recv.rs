@@ -16,6 +16,9 @@ pub(crate) struct Recv<B> {
     fd: SharedFd,
     buf: B,
     rescue: RescueLink<ReadRescue>,
+    /// epoll: end with `EAGAIN` instead of parking with the buffer (a pooled read's try,
+    /// after a readiness wait).
+    nowait: bool,
 }
 
 impl<B: IoBufMut> Recv<B> {
@@ -24,7 +27,14 @@ impl<B: IoBufMut> Recv<B> {
             fd,
             buf,
             rescue: RescueLink::new(rescue),
+            nowait: false,
         }
+    }
+
+    /// On epoll, ends with `EAGAIN` rather than wait holding the buffer.
+    pub fn nowait(mut self) -> Recv<B> {
+        self.nowait = true;
+        self
     }
 
     fn len(&self) -> u32 {
@@ -46,14 +56,18 @@ impl<B: IoBufMut> EpollOp for Recv<B> {
         let len = self.len() as usize;
         let ptr = self.buf.stable_mut_ptr();
         let fd = self.fd.raw();
-        super::nonblocking(self.fd.key(), Interest::Read, len, || {
+        let step = super::nonblocking(self.fd.key(), Interest::Read, len, || {
             // SAFETY: `ptr` is writable for `len` bytes by the IoBufMut contract.
             unsafe { libc::recv(fd, ptr.cast(), len, 0) }
-        })
+        });
+        match step {
+            EpollStep::Wait(key, interest) if self.nowait => EpollStep::WouldBlock(key, interest),
+            step => step,
+        }
     }
 
     fn readiness(&self) -> Option<(FdKey, Interest)> {
-        Some((self.fd.key(), Interest::Read))
+        (!self.nowait).then(|| (self.fd.key(), Interest::Read))
     }
 }
 

@@ -9,6 +9,7 @@ use super::core::{Core, CoreSet, RootMode};
 use super::inbox::Shared;
 use super::shutdown::{ShutdownHandle, ShutdownState};
 use super::RuntimeStats;
+use crate::buf::PoolConfig;
 use crate::driver::{BackendChoice, BackendInfo, DriverConfig, TierRequest, UringTier};
 
 /// Configures and builds a [`Runtime`].
@@ -34,6 +35,7 @@ impl Default for Builder {
                 backend: BackendChoice::Auto,
                 entries: 256,
                 uring_tier: TierRequest::FromEnv,
+                pool: PoolConfig::default(),
             },
             cores: None,
             pin: true,
@@ -53,6 +55,25 @@ impl Builder {
     /// Which backend to run. `Auto` (the default) is overridden by `CORERING_BACKEND`.
     pub fn backend(mut self, backend: BackendChoice) -> Builder {
         self.config.backend = backend;
+        self
+    }
+
+    /// Each core's buffer pool for pooled reads
+    /// ([`TcpStream::recv_pooled`](crate::net::TcpStream::recv_pooled)): `count` buffers of
+    /// `size` bytes (default 1024 of 4 KiB). On io_uring 5.19+ they are a provided buffer ring
+    /// (`count` rounded up to a power of two, at most 32768). The memory is allocated on the
+    /// first pooled read. When every buffer is in use a read gets a fresh allocation instead
+    /// (counted in [`DriverStats::pool_overflows`](crate::DriverStats::pool_overflows)).
+    ///
+    /// ```
+    /// let rt = corering::Builder::new().buffer_pool(256, 16 * 1024).build().unwrap();
+    /// # drop(rt);
+    /// ```
+    pub fn buffer_pool(mut self, count: u16, size: u32) -> Builder {
+        self.config.pool = PoolConfig {
+            count: count.clamp(1, 32768),
+            size: size.max(1),
+        };
         self
     }
 

@@ -136,6 +136,7 @@ fn in_use(ring: &UringInfo) -> impl PartialEq + '_ {
         &ring.setup_flags,
         ring.ext_arg,
         &ring.opcodes_missing,
+        &ring.fast_path,
     )
 }
 
@@ -212,9 +213,12 @@ macro_rules! each_variant {
                 uring_5_10 = Variant::uring_at(T::V5_10),
                 uring_5_11 = Variant::uring_at(T::V5_11),
                 uring_5_15 = Variant::uring_at(T::V5_15),
+                uring_5_18 = Variant::uring_at(T::V5_18),
                 uring_5_19 = Variant::uring_at(T::V5_19),
                 uring_6_0 = Variant::uring_at(T::V6_0),
                 uring_6_1 = Variant::uring_at(T::V6_1),
+                uring_6_10 = Variant::uring_at(T::V6_10),
+                uring_6_12 = Variant::uring_at(T::V6_12),
                 uring = Variant::URING,
             );
         }

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use super::slots::OpTable;
 use super::{DriverStats, EpollStep, FdKey, Interest, Leftover, OpCode, OpSlot, Ready, WAKE_TOKEN};
+use crate::buf::{BufPool, PoolConfig};
 use crate::sys::syscall;
 
 /// How many events one `epoll_wait` returns at most.
@@ -28,6 +29,10 @@ struct Side {
     /// syscall first, which would only say EAGAIN. Sound for the same reason as the rest:
     /// edges after the clearing syscall stay queued in the kernel until our next `epoll_wait`.
     drained: bool,
+    /// Cleared by an edge; set only by a syscall that said EAGAIN (a short count does not
+    /// set it). A pooled read's readiness wait parks on it even where hang-ups or urgent data
+    /// made short counts meaningless (`no_skip`): after an EAGAIN, any new data raises an edge.
+    eagain: bool,
     /// Slots of the ops parked on this side.
     waiters: Vec<usize>,
 }
@@ -57,10 +62,13 @@ pub(crate) struct EpollDriver {
     fds: Vec<FdState>,
     events: Vec<libc::epoll_event>,
     wake_fd: RawFd,
+    /// The core's buffer pool (a plain free list), made on first use.
+    pub(super) pool: Option<BufPool>,
+    pool_config: PoolConfig,
 }
 
 impl EpollDriver {
-    pub fn new(wake_fd: RawFd) -> io::Result<EpollDriver> {
+    pub fn new(wake_fd: RawFd, pool_config: PoolConfig) -> io::Result<EpollDriver> {
         let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
         // SAFETY: epoll_create1 just returned this fd and nothing else owns it.
         let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -83,7 +91,17 @@ impl EpollDriver {
             fds: Vec::new(),
             events: vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS],
             wake_fd,
+            pool: None,
+            pool_config,
         })
+    }
+
+    /// The core's buffer pool, made on first use.
+    pub fn pool(&mut self) -> io::Result<BufPool> {
+        if self.pool.is_none() {
+            self.pool = Some(BufPool::plain(self.pool_config)?);
+        }
+        Ok(self.pool.clone().expect("just made"))
     }
 
     pub fn poll_op<T: OpCode>(
@@ -106,7 +124,10 @@ impl EpollDriver {
             None => self.stats.ops_submitted += 1,
         }
         let step = match op.readiness() {
-            Some((key, interest)) if slot.index.is_none() && self.known_drained(key, interest) => {
+            Some((key, interest))
+                if slot.index.is_none()
+                    && self.known_drained(key, interest, op.parks_after_eagain()) =>
+            {
                 EpollStep::Wait(key, interest)
             }
             _ => {
@@ -118,6 +139,19 @@ impl EpollDriver {
             EpollStep::Done(res) => {
                 self.finish(slot);
                 Poll::Ready(res)
+            }
+            EpollStep::WouldBlock(key, interest) => {
+                // Registered now, so that the next op on this side parks until an edge
+                // (unregistered, it would try again at once: a spin).
+                let registered = self.register(key);
+                if let Some(st) = self.state_of(key) {
+                    let side = &mut st.sides[interest as usize];
+                    (side.drained, side.eagain) = (true, true);
+                }
+                self.finish(slot);
+                Poll::Ready(Err(registered
+                    .err()
+                    .unwrap_or_else(|| io::Error::from_raw_os_error(libc::EAGAIN))))
             }
             EpollStep::Drained(n, key, interest) => {
                 if let Some(st) = self.state_of(key) {
@@ -139,7 +173,7 @@ impl EpollDriver {
                     None => self.ops.insert(cx.waker()),
                 };
                 let side = &mut self.fds[key.fd as usize].sides[interest as usize];
-                side.drained = true;
+                (side.drained, side.eagain) = (true, true);
                 side.waiters.push(index);
                 slot.index = Some(index);
                 slot.parked = Some((key, interest));
@@ -148,11 +182,18 @@ impl EpollDriver {
         }
     }
 
-    /// Whether a fresh op on this side may park without trying its syscall.
-    fn known_drained(&self, key: FdKey, interest: Interest) -> bool {
-        self.fds
-            .get(key.fd as usize)
-            .is_some_and(|st| st.id == key.id && !st.no_skip && st.sides[interest as usize].drained)
+    /// Whether a fresh op on this side may park without trying its syscall (`strict`: only
+    /// after an EAGAIN, whatever the hang-up state).
+    fn known_drained(&self, key: FdKey, interest: Interest, strict: bool) -> bool {
+        self.fds.get(key.fd as usize).is_some_and(|st| {
+            let side = &st.sides[interest as usize];
+            st.id == key.id
+                && if strict {
+                    side.eagain
+                } else {
+                    !st.no_skip && side.drained
+                }
+        })
     }
 
     /// The registration of `key`'s file, if it is the one registered under its number.
@@ -305,7 +346,7 @@ impl EpollDriver {
         let readable = libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI;
         for (side, bits) in state.sides.iter_mut().zip([readable, libc::EPOLLOUT]) {
             if broken || flags & bits != 0 {
-                side.drained = false;
+                (side.drained, side.eagain) = (false, false);
                 for index in side.waiters.drain(..) {
                     self.ready.push(self.ops.complete(index, 0, 0));
                 }

@@ -4,7 +4,11 @@
 //! kernel together, by the one `io_uring_enter` of each loop turn (or earlier only when the
 //! submission queue is full). That enter also waits, bounded by the next timer: through
 //! EXT_ARG's timeout (5.11), else through a TIMEOUT entry that completes on the first other
-//! completion or at the deadline.
+//! completion or at the deadline. The enter names the ring by its registered index where the
+//! kernel has one (`enter`). Multishot ops and the buffer ring are in `multi`.
+mod enter;
+mod multi;
+
 use std::io;
 use std::mem::ManuallyDrop;
 use std::os::fd::RawFd;
@@ -13,15 +17,15 @@ use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
-use super::slots::{OnDrop, OpTable};
+use super::slots::{OnDrop, OpTable, CQE_F_MORE};
+use super::tier::TierCap;
 use super::{
     DriverStats, Leftover, OpCode, OpSlot, Ready, UringCaps, UringStep, CANCEL_TOKEN,
     TIMEOUT_TOKEN, WAKE_TOKEN,
 };
+use crate::buf::{BufPool, PoolConfig};
 use crate::sys::cqe_result;
-
-/// `IORING_ENTER_GETEVENTS`: wait for (and, with DEFER_TASKRUN, run) completions.
-const ENTER_GETEVENTS: u32 = 1;
+use enter::Enter;
 
 /// While tasks keep the core busy, a zero-timeout turn that has nothing to submit still enters
 /// the kernel at least this often, so completions the kernel holds (task work on COOP_TASKRUN
@@ -34,11 +38,17 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub(crate) struct UringDriver {
     /// Not dropped if shutdown had to abandon ops still in the kernel (see `leaked`).
     ring: ManuallyDrop<IoUring>,
+    /// Dropped (unregistered) before the ring is closed.
+    enter: ManuallyDrop<Enter>,
+    /// The core's buffer pool, made on first use; kept until the ring is closed (the kernel
+    /// may write into its buffers until then).
+    pub(super) pool: Option<BufPool>,
+    pool_config: PoolConfig,
     /// Not dropped if the ring is leaked: orphaned buffers the kernel may still write to.
     pub(super) ops: ManuallyDrop<OpTable>,
     pub(super) ready: Ready,
     pub(super) stats: DriverStats,
-    caps: UringCaps,
+    pub(super) caps: UringCaps,
     ext_arg: bool,
     /// DEFER_TASKRUN rings post completions only when we enter with GETEVENTS.
     defer_taskrun: bool,
@@ -60,12 +70,17 @@ impl UringDriver {
     pub fn new(
         ring: IoUring,
         caps: UringCaps,
-        ext_arg: bool,
-        defer_taskrun: bool,
+        (ext_arg, defer_taskrun): (bool, bool),
+        (cap, pool_config): (TierCap, PoolConfig),
         wake_fd: RawFd,
     ) -> io::Result<UringDriver> {
+        use std::os::fd::AsRawFd;
+        let enter = Enter::new(ring.as_raw_fd(), cap);
         Ok(UringDriver {
             ring: ManuallyDrop::new(ring),
+            enter: ManuallyDrop::new(enter),
+            pool: None,
+            pool_config,
             ops: ManuallyDrop::new(OpTable::default()),
             ready: Ready::default(),
             stats: DriverStats::default(),
@@ -88,8 +103,9 @@ impl UringDriver {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<u32>> {
         if let Some(index) = slot.index {
-            return self.ops.poll(index, cx.waker()).map(|(res, _flags)| {
+            return self.ops.poll(index, cx.waker()).map(|(res, flags)| {
                 slot.index = None;
+                op.take_flags(flags);
                 cqe_result(res)
             });
         }
@@ -120,7 +136,7 @@ impl UringDriver {
         }
         data.on_orphaned();
         match self.ops.orphan(index, Box::new(data)) {
-            OnDrop::AlreadyDone(resources, res) => Leftover::Finish(resources, res),
+            OnDrop::AlreadyDone(resources, res, flags) => Leftover::Finish(resources, res, flags),
             OnDrop::Orphaned => {
                 // The cancel goes out with the next enter: the op holds its fd handle, so the
                 // fd number cannot be closed and reused before the op's completion arrives,
@@ -129,6 +145,11 @@ impl UringDriver {
                 Leftover::None
             }
         }
+    }
+
+    /// Whether enters name the ring by its registered index (5.18).
+    pub fn registered_ring(&self) -> bool {
+        self.enter.is_registered()
     }
 
     /// A cancel scope ends the op in `index` early: its own completion answers its future.
@@ -174,28 +195,11 @@ impl UringDriver {
     /// by `timeout` when given with EXT_ARG). Transient errors are handled here.
     fn enter(&mut self, want: u32, timeout: Option<Duration>) -> io::Result<()> {
         self.turns_without_enter = 0;
+        let timeout = timeout.filter(|_| want > 0 && self.ext_arg);
         loop {
             self.stats.waits += 1;
-            let submitter = self.ring.submitter();
-            let res = match timeout {
-                Some(d) if want > 0 && self.ext_arg => {
-                    let ts = types::Timespec::from(d);
-                    let args = types::SubmitArgs::new().timespec(&ts);
-                    submitter.submit_with_args(want as usize, &args)
-                }
-                _ => {
-                    let to_submit = self.ring.submission().len() as u32;
-                    let flags = ENTER_GETEVENTS;
-                    // SAFETY: a plain enter with no extra argument; the queued entries satisfy
-                    // the contract stated in `push`.
-                    unsafe {
-                        self.ring
-                            .submitter()
-                            .enter::<libc::sigset_t>(to_submit, want, flags, None)
-                    }
-                }
-            };
-            match res {
+            let to_submit = self.ring.submission().len() as u32;
+            match self.enter.enter(to_submit, want, timeout) {
                 Ok(_) => return Ok(()),
                 Err(e) => match e.raw_os_error() {
                     // Timed out, or a signal: the wait is over either way.
@@ -205,15 +209,7 @@ impl UringDriver {
                         if self.reap() == 0 {
                             // Nothing to reap yet: wait for one completion instead of spinning.
                             self.stats.waits += 1;
-                            // SAFETY: as above; submits nothing, waits for one completion.
-                            let _ = unsafe {
-                                self.ring.submitter().enter::<libc::sigset_t>(
-                                    0,
-                                    1,
-                                    ENTER_GETEVENTS,
-                                    None,
-                                )
-                            };
+                            let _ = self.enter.enter(0, 1, None);
                         }
                     }
                     _ => return Err(e),
@@ -358,8 +354,12 @@ impl Drop for UringDriver {
             // may still write to) stays allocated, for good.
             unsafe {
                 ManuallyDrop::drop(&mut self.ops);
+                ManuallyDrop::drop(&mut self.enter);
                 ManuallyDrop::drop(&mut self.ring);
             }
+            // The pool (a field) drops after this: the ring that could write into it is closed.
+        } else {
+            std::mem::forget(self.pool.take());
         }
     }
 }
@@ -379,7 +379,10 @@ fn handle_cqe(
         }
         CANCEL_TOKEN | TIMEOUT_TOKEN => {}
         user_data => {
-            stats.ops_completed += 1;
+            // A multishot op (or a zero-copy send) is complete at its last completion.
+            if cqe.flags() & CQE_F_MORE == 0 {
+                stats.ops_completed += 1;
+            }
             if let Some(index) = ops.index_of(user_data) {
                 ready.push(ops.complete(index, cqe.result(), cqe.flags()));
             }

@@ -1,0 +1,447 @@
+//! The per-core buffer pool behind pooled reads.
+//!
+//! A pooled read holds no memory while it waits: it gets a buffer only once bytes are there,
+//! so an idle connection costs its task and its socket, not a read buffer. Each core has one
+//! pool of `count` buffers of `size` bytes (from [`Builder::buffer_pool`](crate::Builder::buffer_pool)),
+//! allocated and touched once, on the first pooled read, so its memory is a fixed cost of the
+//! core and not of its connections.
+//!
+//! * **Ring pools** (io_uring, 5.19+): the buffers are a provided buffer ring
+//!   (`IORING_REGISTER_PBUF_RING`); the kernel picks one when bytes arrive and names it in the
+//!   completion. A buffer handed back is published at the ring's tail again.
+//! * **Plain pools** (epoll, older kernels, a tier cap below 5.19): a free list; a read waits
+//!   for readiness, then takes a buffer and reads.
+//!
+//! When a pool is empty (every buffer held by the application or queued on connections), a
+//! read does not wait for one to come back (that could stall a connection's TCP window behind
+//! another's): it reads into a fresh allocation of the same size, freed on drop, and counts it
+//! ([`DriverStats::pool_overflows`](crate::DriverStats::pool_overflows)).
+use std::alloc::{self, Layout};
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use io_uring::types::BufRingEntry;
+
+use super::{IoBuf, IoBufMut};
+
+/// Pool buffers default: 1024 of 4 KiB per core.
+pub(crate) const DEFAULT_COUNT: u16 = 1024;
+pub(crate) const DEFAULT_SIZE: u32 = 4096;
+
+/// The buffer group id of a core's ring pool (one pool per ring).
+pub(crate) const BGID: u16 = 0;
+
+/// How many buffers of what size a core's pool holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PoolConfig {
+    pub count: u16,
+    pub size: u32,
+}
+
+impl Default for PoolConfig {
+    fn default() -> PoolConfig {
+        PoolConfig {
+            count: DEFAULT_COUNT,
+            size: DEFAULT_SIZE,
+        }
+    }
+}
+
+/// A core's buffer pool (a cheap handle; every clone is the same pool).
+#[derive(Clone)]
+pub(crate) struct BufPool(Rc<PoolInner>);
+
+struct PoolInner {
+    /// `count * size` bytes, page-aligned; buffer `i` starts at `i * size`.
+    mem: NonNull<u8>,
+    layout: Layout,
+    size: usize,
+    count: u16,
+    ring: Option<ProvidedRing>,
+    /// Plain pools: the ids of the buffers not in use (last freed first, to reuse warm memory).
+    free: RefCell<Vec<u16>>,
+    overflows: Cell<u64>,
+    exhausted: Cell<u64>,
+}
+
+/// The ring the kernel takes buffers from: `entries` slots of 16 bytes in page-aligned memory
+/// mapped here; the tail (the slot after the last published) is ours to advance.
+struct ProvidedRing {
+    base: NonNull<BufRingEntry>,
+    map_len: usize,
+    mask: u16,
+    tail: Cell<u16>,
+    /// Buffers published to the ring and not yet named by a completion.
+    in_ring: Cell<usize>,
+}
+
+impl BufPool {
+    /// A free-list pool.
+    pub fn plain(config: PoolConfig) -> io::Result<BufPool> {
+        let inner = PoolInner::alloc(config, None)?;
+        *inner.free.borrow_mut() = (0..inner.count).rev().collect();
+        Ok(BufPool(Rc::new(inner)))
+    }
+
+    /// A ring pool: `register(ring_addr, entries)` registers the ring memory with the kernel
+    /// as buffer group [`BGID`]; its error (e.g. `EINVAL` before 5.19) is returned.
+    pub fn ring(
+        config: PoolConfig,
+        register: impl FnOnce(u64, u16) -> io::Result<()>,
+    ) -> io::Result<BufPool> {
+        let entries = config
+            .count
+            .max(1)
+            .checked_next_power_of_two()
+            .unwrap_or(32768);
+        let config = PoolConfig {
+            count: entries.min(32768),
+            ..config
+        };
+        let ring = ProvidedRing::map(config.count)?;
+        let inner = PoolInner::alloc(config, Some(ring))?;
+        let ring = inner.ring.as_ref().expect("just set");
+        for id in 0..inner.count {
+            inner.publish(ring, id);
+        }
+        register(ring.base.as_ptr() as u64, inner.count)?;
+        Ok(BufPool(Rc::new(inner)))
+    }
+
+    /// Whether the kernel picks the buffers (a registered ring).
+    pub fn is_ring(&self) -> bool {
+        self.0.ring.is_some()
+    }
+
+    /// Ring pools: whether the kernel has any buffer left to pick.
+    pub fn ring_has_buffers(&self) -> bool {
+        self.0.ring.as_ref().is_some_and(|r| r.in_ring.get() > 0)
+    }
+
+    pub fn buf_size(&self) -> usize {
+        self.0.size
+    }
+
+    pub fn count(&self) -> u16 {
+        self.0.count
+    }
+
+    /// Fresh allocations made because the pool was empty.
+    pub fn overflows(&self) -> u64 {
+        self.0.overflows.get()
+    }
+
+    /// Buffers out of the pool now: held by the application, queued on a stream, or named
+    /// by a completion not yet handed out.
+    pub fn in_use(&self) -> u64 {
+        let home = match &self.0.ring {
+            Some(ring) => ring.in_ring.get(),
+            None => self.0.free.borrow().len(),
+        };
+        (usize::from(self.0.count) - home.min(usize::from(self.0.count))) as u64
+    }
+
+    /// Multishot receives ended because the ring was empty.
+    pub fn exhausted(&self) -> u64 {
+        self.0.exhausted.get()
+    }
+
+    /// A multishot receive ended because the ring was empty.
+    pub fn note_exhausted(&self) {
+        self.0.exhausted.set(self.0.exhausted.get() + 1);
+    }
+
+    /// An empty buffer to read into: a free one of the pool (plain pools), else a fresh
+    /// allocation of the same size.
+    pub fn take(&self) -> PooledBuf {
+        let id = if self.0.ring.is_none() {
+            self.0.free.borrow_mut().pop()
+        } else {
+            None
+        };
+        let backing = match id {
+            Some(id) => Backing::Pool(id),
+            None => {
+                self.0.overflows.set(self.0.overflows.get() + 1);
+                Backing::Heap(vec![0; self.0.size].into_boxed_slice())
+            }
+        };
+        PooledBuf {
+            pool: self.0.clone(),
+            backing,
+            start: 0,
+            len: 0,
+        }
+    }
+
+    /// The buffer a completion named (`bid`), holding its first `len` bytes. Ring pools only.
+    pub fn from_kernel(&self, bid: u16, len: usize) -> PooledBuf {
+        let ring = self
+            .0
+            .ring
+            .as_ref()
+            .expect("only ring pools lend to the kernel");
+        ring.in_ring.set(ring.in_ring.get().saturating_sub(1));
+        PooledBuf {
+            pool: self.0.clone(),
+            backing: Backing::Pool(bid % self.0.count),
+            start: 0,
+            len: len.min(self.0.size),
+        }
+    }
+}
+
+impl PoolInner {
+    fn alloc(config: PoolConfig, ring: Option<ProvidedRing>) -> io::Result<PoolInner> {
+        let (count, size) = (config.count.max(1), config.size.max(1) as usize);
+        let bytes = size
+            .checked_mul(usize::from(count))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "buffer pool too big"))?;
+        let layout = Layout::from_size_align(bytes, 4096)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+        // SAFETY: `layout` has a non-zero size (count and size are at least 1).
+        let mem = NonNull::new(unsafe { alloc::alloc(layout) })
+            .ok_or_else(|| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        // Touch every page now: the pool is the core's fixed cost, not a connection's.
+        // SAFETY: `mem` was just allocated for `bytes` bytes.
+        unsafe { mem.as_ptr().write_bytes(0, bytes) };
+        Ok(PoolInner {
+            mem,
+            layout,
+            size,
+            count,
+            ring,
+            free: RefCell::new(Vec::new()),
+            overflows: Cell::new(0),
+            exhausted: Cell::new(0),
+        })
+    }
+
+    fn buf_ptr(&self, id: u16) -> *mut u8 {
+        debug_assert!(id < self.count);
+        // SAFETY: `id < count`, so the offset stays inside the allocation of `count * size`.
+        unsafe { self.mem.as_ptr().add(usize::from(id) * self.size) }
+    }
+
+    /// Hands buffer `id` back to the kernel: writes it into the slot at the tail and moves
+    /// the tail past it (a release store, so the kernel sees the slot before the tail).
+    fn publish(&self, ring: &ProvidedRing, id: u16) {
+        let tail = ring.tail.get();
+        // SAFETY: `tail & mask` is below the ring's entry count, inside the mapped ring; the
+        // kernel reads slots only between its head and our tail, and this one is past the tail.
+        let entry = unsafe { &mut *ring.base.as_ptr().add(usize::from(tail & ring.mask)) };
+        entry.set_addr(self.buf_ptr(id) as u64);
+        entry.set_len(self.size.min(u32::MAX as usize) as u32);
+        entry.set_bid(id);
+        let next = tail.wrapping_add(1);
+        ring.tail.set(next);
+        // SAFETY: the tail field lies in the first entry of the mapped, page-aligned ring;
+        // the kernel reads it with acquire semantics.
+        let tail_ptr = unsafe { BufRingEntry::tail(ring.base.as_ptr()) } as *const AtomicU16;
+        // SAFETY: as above; the field is a u16 at its natural alignment.
+        unsafe { &*tail_ptr }.store(next, Ordering::Release);
+        ring.in_ring.set(ring.in_ring.get() + 1);
+    }
+
+    fn give_back(&self, id: u16) {
+        match &self.ring {
+            Some(ring) => self.publish(ring, id),
+            None => self.free.borrow_mut().push(id),
+        }
+    }
+}
+
+impl Drop for PoolInner {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `alloc` with this layout; every PooledBuf (and the driver,
+        // which keeps its handle until its ring is closed) holds an Rc, so nothing uses it now.
+        unsafe { alloc::dealloc(self.mem.as_ptr(), self.layout) };
+        if let Some(ring) = &self.ring {
+            // SAFETY: mapped in `ProvidedRing::map` with this length; the ring that read it
+            // is closed (see above).
+            unsafe { libc::munmap(ring.base.as_ptr().cast(), ring.map_len) };
+        }
+    }
+}
+
+impl ProvidedRing {
+    fn map(entries: u16) -> io::Result<ProvidedRing> {
+        let map_len = (usize::from(entries) * std::mem::size_of::<BufRingEntry>()).max(4096);
+        // SAFETY: an anonymous private mapping, no fd, no fixed address.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(ProvidedRing {
+            base: NonNull::new(ptr.cast()).expect("mmap does not return null"),
+            map_len,
+            mask: entries - 1,
+            tail: Cell::new(0),
+            in_ring: Cell::new(0),
+        })
+    }
+}
+
+enum Backing {
+    Pool(u16),
+    Heap(Box<[u8]>),
+}
+
+/// A buffer of the core's pool holding bytes a pooled read received (see
+/// [`TcpStream::recv_pooled`](crate::net::TcpStream::recv_pooled)). Derefs to those bytes;
+/// dropping it gives the buffer back to the pool. It is also a buffer for writes (`write_all`
+/// sends its bytes) and reads.
+pub struct PooledBuf {
+    pool: Rc<PoolInner>,
+    backing: Backing,
+    /// Bytes consumed from the front.
+    start: usize,
+    /// Bytes held, from `start`.
+    len: usize,
+}
+
+impl PooledBuf {
+    /// A buffer of its own (not of a pool) holding `bytes`: what a cancelled read left.
+    pub(crate) fn of_bytes(pool: &BufPool, bytes: Vec<u8>) -> PooledBuf {
+        PooledBuf {
+            pool: pool.0.clone(),
+            len: bytes.len(),
+            backing: Backing::Heap(bytes.into_boxed_slice()),
+            start: 0,
+        }
+    }
+
+    fn base(&self) -> *mut u8 {
+        let base = match &self.backing {
+            Backing::Pool(id) => self.pool.buf_ptr(*id),
+            Backing::Heap(b) => b.as_ptr() as *mut u8,
+        };
+        // SAFETY: `start` never exceeds the buffer's size.
+        unsafe { base.add(self.start) }
+    }
+
+    fn room(&self) -> usize {
+        let size = match &self.backing {
+            Backing::Pool(_) => self.pool.size,
+            Backing::Heap(b) => b.len(),
+        };
+        size - self.start
+    }
+
+    /// Drops the first `n` bytes (at most all of them).
+    pub(crate) fn consume(&mut self, n: usize) {
+        let n = n.min(self.len);
+        self.start += n;
+        self.len -= n;
+    }
+
+    /// Whether the bytes are in a fresh allocation because the pool was empty.
+    pub fn is_overflow(&self) -> bool {
+        matches!(self.backing, Backing::Heap(_))
+    }
+}
+
+impl Deref for PooledBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the first `len` bytes from `base()` are initialised and ours (the kernel is
+        // done with a buffer before a PooledBuf of it exists).
+        unsafe { std::slice::from_raw_parts(self.base(), self.len) }
+    }
+}
+
+impl DerefMut for PooledBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as for `deref`; `&mut self` makes the access unique.
+        unsafe { std::slice::from_raw_parts_mut(self.base(), self.len) }
+    }
+}
+
+impl Drop for PooledBuf {
+    fn drop(&mut self) {
+        if let Backing::Pool(id) = self.backing {
+            self.pool.give_back(id);
+        }
+    }
+}
+
+impl std::fmt::Debug for PooledBuf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PooledBuf")
+            .field("len", &self.len)
+            .field("overflow", &self.is_overflow())
+            .finish()
+    }
+}
+
+// SAFETY: the bytes live in the pool's allocation (or a boxed slice), which moving the value
+// does not move and which stays allocated while the value (holding an Rc of the pool) lives.
+unsafe impl IoBuf for PooledBuf {
+    fn stable_ptr(&self) -> *const u8 {
+        self.base()
+    }
+    fn bytes_init(&self) -> usize {
+        self.len
+    }
+    fn bytes_total(&self) -> usize {
+        self.room()
+    }
+}
+
+// SAFETY: as for IoBuf; the memory from `base()` is writable for `room()` bytes.
+unsafe impl IoBufMut for PooledBuf {
+    fn stable_mut_ptr(&mut self) -> *mut u8 {
+        self.base()
+    }
+    unsafe fn set_init(&mut self, pos: usize) {
+        self.len = self.len.max(pos.min(self.room()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_pool_reuses_buffers_and_overflows_when_empty() {
+        let pool = BufPool::plain(PoolConfig { count: 2, size: 8 }).unwrap();
+        let a = pool.take();
+        let b = pool.take();
+        assert!(!a.is_overflow() && !b.is_overflow());
+        let c = pool.take();
+        assert!(c.is_overflow(), "third buffer of a pool of two");
+        assert_eq!(pool.overflows(), 1);
+        let ptr = a.stable_ptr();
+        drop(a);
+        let d = pool.take();
+        assert_eq!(d.stable_ptr(), ptr, "the last freed buffer is reused first");
+        assert_eq!(d.bytes_total(), 8);
+    }
+
+    #[test]
+    fn consume_moves_the_front() {
+        let pool = BufPool::plain(PoolConfig { count: 1, size: 8 }).unwrap();
+        let mut buf = pool.take();
+        buf.stable_mut_ptr();
+        // SAFETY: the pool's memory is zeroed: 5 bytes are initialised.
+        unsafe { buf.set_init(5) };
+        buf.consume(2);
+        assert_eq!(&buf[..], &[0, 0, 0]);
+        let held = PooledBuf::of_bytes(&pool, b"abc".to_vec());
+        assert_eq!(&held[..], b"abc");
+        assert!(held.is_overflow());
+    }
+}

@@ -1,0 +1,253 @@
+//! Pooled reads: the read side takes its buffers from the core's pool only once bytes are
+//! there, so an idle connection holds no read buffer (`buf::pool`).
+//!
+//! How the bytes come, by what the ring offers (`driver::ReadMode`):
+//!
+//! * **Multishot** (6.0): one multishot recv stays armed on the stream from its first pooled
+//!   read; the kernel fills ring buffers as bytes arrive and queues them in order. A dropped
+//!   read future loses nothing (the queue stays). The recv ends at end of stream, an error, or
+//!   an empty ring (`ENOBUFS`); after `ENOBUFS` the next read does not wait for buffers to come
+//!   back (that could stall this stream's window behind other streams' buffers) and does not
+//!   re-arm at once (that would spin): it waits for readiness and reads into a fresh
+//!   allocation, and re-arms once the ring has buffers again.
+//! * **Select** (5.19): one buffer-select recv per read; the kernel picks the buffer when bytes
+//!   arrive. `ENOBUFS`: as above.
+//! * **Readiness** (epoll, older kernels): wait for readiness holding nothing, then take a
+//!   buffer and read without waiting; `EAGAIN` gives the buffer back and waits again.
+//!
+//! Once a multishot recv is armed, plain reads of the stream take their bytes from it too (the
+//! two would race for the socket's bytes), so bytes keep their order whichever read is used.
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use super::half::Reader;
+use crate::buf::{BufPool, IoBuf, IoBufMut, PooledBuf};
+use crate::driver::{ReadMode, CQE_F_MORE};
+use crate::op::multi::Multishot;
+use crate::op::pooled::{arm_recv, Readable, RecvRest, RecvSelect};
+use crate::op::{Op, Recv};
+
+/// The pooled side of a reader.
+#[derive(Default)]
+pub(super) struct PooledState {
+    /// The standing multishot recv, while it is armed or has bytes queued.
+    multi: Option<Multishot<RecvRest>>,
+    /// Bytes a plain read left of a pooled buffer.
+    front: Option<PooledBuf>,
+    /// The last multishot recv ended with `ENOBUFS`: re-arm only once the ring has buffers.
+    starved: bool,
+}
+
+impl std::fmt::Debug for PooledState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PooledState")
+            .field("armed", &self.multi.is_some())
+            .field("front", &self.front.as_ref().map(|b| b.len()))
+            .finish()
+    }
+}
+
+impl Reader {
+    /// The next bytes, in a buffer of the pool; `Ok(None)` at end of stream.
+    pub async fn recv_pooled(&self) -> io::Result<Option<PooledBuf>> {
+        if let Some(front) = self.pooled.borrow_mut().front.take() {
+            return Ok(Some(front));
+        }
+        let (pool, mode) = {
+            let driver = crate::context::current_driver();
+            let mut driver = driver.borrow_mut();
+            (driver.pool()?, driver.read_mode())
+        };
+        if let Some(rescued) = self.rescued(&pool).await {
+            return rescued;
+        }
+        match mode {
+            ReadMode::Multishot => self.recv_multishot(&pool).await,
+            ReadMode::Select => {
+                let op = RecvSelect::new(self.fd.clone(), pool.clone(), self.rescue.clone());
+                match Op::on(&self.fd, op).await {
+                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                        self.recv_when_readable(&pool).await
+                    }
+                    res => res,
+                }
+            }
+            ReadMode::Readiness => self.recv_when_readable(&pool).await,
+        }
+    }
+
+    /// What cancelled reads left, as a pooled buffer (bytes first, then the error).
+    async fn rescued(&self, pool: &BufPool) -> Option<io::Result<Option<PooledBuf>>> {
+        let rescue = self.rescue.as_ref().filter(|r| r.is_pending())?;
+        let mut buf = Vec::with_capacity(pool.buf_size());
+        match rescue.take_into(&mut buf).await? {
+            Ok(_) => Some(Ok(Some(PooledBuf::of_bytes(pool, buf)))),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// From the standing multishot recv, arming it if needed.
+    async fn recv_multishot(&self, pool: &BufPool) -> io::Result<Option<PooledBuf>> {
+        loop {
+            {
+                let mut st = self.pooled.borrow_mut();
+                if st.multi.is_none() {
+                    if st.starved && !pool.ring_has_buffers() {
+                        drop(st);
+                        return self.recv_when_readable(pool).await;
+                    }
+                    st.starved = false;
+                    st.multi = Some(arm_recv(&self.fd, pool)?);
+                }
+            }
+            let next = poll_fn(|cx| {
+                crate::op::cancel::poll_standing(|| {
+                    let mut st = self.pooled.borrow_mut();
+                    st.multi.as_mut().expect("armed above").poll_next(cx)
+                })
+            })
+            .await?;
+            let Some((res, flags)) = next else {
+                self.pooled.borrow_mut().multi = None;
+                continue;
+            };
+            if flags & CQE_F_MORE == 0 {
+                self.pooled.borrow_mut().multi = None;
+            }
+            let buf = io_uring::cqueue::buffer_select(flags).map(|b| pool.from_kernel(b, 0));
+            match (res, buf) {
+                (n, Some(mut buf)) if n > 0 => {
+                    // SAFETY: the kernel wrote `n` bytes at the start of this buffer.
+                    unsafe { buf.set_init(n as usize) };
+                    return Ok(Some(buf));
+                }
+                (0, _) => return Ok(None),
+                (e, _) if e == -libc::ENOBUFS => {
+                    pool.note_exhausted();
+                    self.pooled.borrow_mut().starved = true;
+                    return self.recv_when_readable(pool).await;
+                }
+                (e, _) if e < 0 => return Err(io::Error::from_raw_os_error(-e)),
+                // A count with no buffer named: the kernel broke its word; read on.
+                _ => {}
+            }
+        }
+    }
+
+    /// Waits for readiness holding nothing, then reads into a buffer taken from the pool.
+    async fn recv_when_readable(&self, pool: &BufPool) -> io::Result<Option<PooledBuf>> {
+        loop {
+            Op::on(&self.fd, Readable::new(self.fd.clone())).await?;
+            let buf = pool.take();
+            let recv = Recv::new(self.fd.clone(), buf, self.rescue.clone()).nowait();
+            match Op::on(&self.fd, recv).await {
+                (Ok(0), _) => return Ok(None),
+                (Ok(_), buf) => return Ok(Some(buf)),
+                (Err(e), _) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                (Err(e), _) => return Err(e),
+            }
+        }
+    }
+
+    /// Whether plain reads must take their bytes from the pooled side (a multishot recv is
+    /// armed or left bytes).
+    pub fn pooled_active(&self) -> bool {
+        let st = self.pooled.borrow();
+        st.multi.is_some() || st.front.is_some()
+    }
+
+    /// A plain read while the pooled side is active: copies from the next pooled buffer.
+    pub async fn read_from_pooled<B: IoBufMut>(&self, mut buf: B) -> (io::Result<usize>, B) {
+        let mut got = match self.recv_pooled().await {
+            Ok(Some(got)) => got,
+            Ok(None) => return (Ok(0), buf),
+            Err(e) => return (Err(e), buf),
+        };
+        let n = got.len().min(buf.bytes_total());
+        // SAFETY: `n <= bytes_total()`, writable by the IoBufMut contract; the source is
+        // another allocation.
+        unsafe { std::ptr::copy_nonoverlapping(got.as_ptr(), buf.stable_mut_ptr(), n) };
+        // SAFETY: the first `n` bytes were just written.
+        unsafe { buf.set_init(n) };
+        got.consume(n);
+        if !got.is_empty() {
+            self.pooled.borrow_mut().front = Some(got);
+        }
+        (Ok(n), buf)
+    }
+
+    /// Ends the pooled side, for handing the socket out: every byte it had or still gets
+    /// (the multishot recv is cancelled and answered), and the error it ended with, if any.
+    pub async fn drain_pooled(&self) -> (Vec<u8>, Option<io::Error>) {
+        let mut bytes = Vec::new();
+        if let Some(front) = self.pooled.borrow_mut().front.take() {
+            bytes.extend_from_slice(&front);
+        }
+        let Some(mut multi) = self.pooled.borrow_mut().multi.take() else {
+            return (bytes, None);
+        };
+        multi.cancel();
+        let mut error = None;
+        while let Some((res, flags)) = poll_fn(|cx| multi.poll_next(cx)).await {
+            let buf = io_uring::cqueue::buffer_select(flags);
+            let pool = crate::context::current_driver().borrow_mut().pool();
+            let buf = buf.zip(pool.ok()).map(|(b, pool)| pool.from_kernel(b, 0));
+            match (res, buf) {
+                (n, Some(mut buf)) if n > 0 => {
+                    // SAFETY: the kernel wrote `n` bytes at the start of this buffer.
+                    unsafe { buf.set_init(n as usize) };
+                    bytes.extend_from_slice(&buf);
+                }
+                (e, _) if e < 0 && e != -libc::ECANCELED && e != -libc::ENOBUFS => {
+                    error.get_or_insert(io::Error::from_raw_os_error(-e));
+                }
+                _ => {}
+            }
+        }
+        (bytes, error)
+    }
+
+    /// Gives the pooled side up (the stream is closing): a multishot recv is cancelled, and
+    /// the fd's handle counts it until its last completion.
+    pub fn drop_pooled(&self) {
+        let st = std::mem::take(&mut *self.pooled.borrow_mut());
+        drop(st);
+    }
+}
+
+/// The pooled reads of a stream as a [`Stream`](futures_core::Stream) of buffers, ending at
+/// end of stream (from `pooled_stream` on a stream or read half). Each item costs one small
+/// allocation for its future; `recv_pooled` in a loop costs none.
+pub struct PooledStream<'a> {
+    reader: &'a Reader,
+    next: Option<Pin<Box<dyn Future<Output = io::Result<Option<PooledBuf>>> + 'a>>>,
+}
+
+impl<'a> PooledStream<'a> {
+    pub(crate) fn new(reader: &'a Reader) -> PooledStream<'a> {
+        PooledStream { reader, next: None }
+    }
+}
+
+impl futures_core::Stream for PooledStream<'_> {
+    type Item = io::Result<PooledBuf>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let reader = this.reader;
+        let next = this
+            .next
+            .get_or_insert_with(|| Box::pin(reader.recv_pooled()));
+        let res = std::task::ready!(next.as_mut().poll(cx));
+        this.next = None;
+        Poll::Ready(res.transpose())
+    }
+}
+
+impl std::fmt::Debug for PooledStream<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PooledStream").finish_non_exhaustive()
+    }
+}
