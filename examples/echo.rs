@@ -14,9 +14,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use corering::net::{ListenOptions, TcpListener, TcpStream};
-use corering::{
-    BackendChoice, BackendKind, Builder, CoreReport, IoBuf, ShutdownHandle, ShuttingDown,
-};
+use corering::{BackendChoice, BackendKind, Builder, CoreReport, ShutdownHandle, ShuttingDown};
 
 /// The drain deadline after `--max-conns`: the connections may take as long as they need.
 const NO_DEADLINE: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
@@ -184,19 +182,15 @@ async fn bind(shared: &Shared, core: usize) -> io::Result<TcpListener> {
     TcpListener::bind_with(addr, opts)
 }
 
+/// Pooled reads: while a connection waits for bytes it holds no buffer (the core's pool lends
+/// one when bytes arrive, and takes it back when the write is done).
 async fn echo(mut stream: TcpStream) -> io::Result<()> {
-    let mut buf = Vec::with_capacity(4096);
-    loop {
-        let (res, b) = stream.read(buf).await;
-        let n = res?;
-        if n == 0 {
-            return Ok(()); // peer closed its side
-        }
-        let (res, slice) = stream.write_all(b.slice(..n)).await;
+    // `None`: the peer closed its side.
+    while let Some(buf) = stream.recv_pooled().await? {
+        let (res, _buf) = stream.write_all(buf).await;
         res?;
-        buf = slice.into_inner();
-        buf.clear();
     }
+    Ok(())
 }
 
 /// The per-core counters: one row per core, then the totals.

@@ -181,8 +181,21 @@ pub fn skip(reason: &str) -> io::Result<()> {
 
 // ---- corering ----------------------------------------------------------------------------
 
+/// The buffer pool of the corering servers: `CORERING_COMPARE_POOL=count,size` (default
+/// 4096 buffers of 4 KiB: enough for every connection of the 1,024-connection case to hold one).
+fn pool_config() -> (u16, u32) {
+    let asked = std::env::var("CORERING_COMPARE_POOL").ok();
+    let parsed = asked.as_deref().and_then(|v| {
+        let (count, size) = v.split_once(',')?;
+        Some((count.trim().parse().ok()?, size.trim().parse().ok()?))
+    });
+    parsed.unwrap_or((4096, 4096))
+}
+
 fn corering_server(choice: corering::BackendChoice, addr: &str) -> io::Result<()> {
-    let rt = match corering::Builder::new().backend(choice).build() {
+    let (count, size) = pool_config();
+    let builder = corering::Builder::new().buffer_pool(count, size);
+    let rt = match builder.backend(choice).build() {
         Ok(rt) => Rc::new(rt),
         Err(e) if choice == corering::BackendChoice::Uring => {
             return skip(&format!("corering could not start on io_uring: {e}"));
@@ -238,19 +251,11 @@ fn corering_server(choice: corering::BackendChoice, addr: &str) -> io::Result<()
             };
             corering::spawn(async move {
                 let _ = stream.set_nodelay(true);
-                let mut buf = Vec::with_capacity(BUF);
-                loop {
-                    let (res, b) = stream.read(buf).await;
-                    let n = match res {
-                        Ok(n) if n > 0 => n,
-                        _ => return,
-                    };
-                    let (res, slice) = stream.write_all(b.slice(..n)).await;
-                    if res.is_err() {
+                // Pooled reads: an idle connection holds no buffer.
+                while let Ok(Some(buf)) = stream.recv_pooled().await {
+                    if stream.write_all(buf).await.0.is_err() {
                         return;
                     }
-                    buf = slice.into_inner();
-                    buf.clear();
                 }
             });
         }

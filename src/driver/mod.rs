@@ -122,6 +122,30 @@ impl Ready {
     }
 }
 
+/// When a write is a zero-copy send (io_uring 6.0+).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ZeroCopy {
+    /// Writes of at least this many bytes; `None`: never.
+    pub threshold: Option<usize>,
+    /// Also to loopback peers (where the kernel copies anyway: for tests and measurements).
+    pub on_loopback: bool,
+}
+
+impl Default for ZeroCopy {
+    fn default() -> ZeroCopy {
+        ZeroCopy {
+            threshold: Some(ZERO_COPY_FROM),
+            on_loopback: false,
+        }
+    }
+}
+
+/// The default zero-copy threshold (see `Builder::zero_copy_sends`).
+pub(crate) const ZERO_COPY_FROM: usize = 64 * 1024;
+/// Below this no write is a zero-copy send, whatever the threshold (its two completions and
+/// page pinning cost more than copying a few bytes).
+pub(crate) const ZERO_COPY_MIN: usize = 1024;
+
 /// How a pooled read gets its bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ReadMode {
@@ -156,6 +180,8 @@ pub struct DriverStats {
     pub pool_overflows: u64,
     /// Multishot receives ended by an empty buffer ring (`-ENOBUFS`).
     pub pool_exhausted: u64,
+    /// Writes sent as zero-copy sends (`SEND_ZC`).
+    pub zero_copy_sends: u64,
     /// Pool buffers out of the pool now (held by the application or queued on a stream);
     /// 0 once every pooled buffer has been dropped.
     pub pool_in_use: u64,
@@ -297,9 +323,14 @@ impl Driver {
         matches!(self, Driver::Uring(d) if d.caps.multishot_accept)
     }
 
-    /// Whether sends may be zero-copy.
-    pub fn send_zc(&self) -> bool {
-        matches!(self, Driver::Uring(d) if d.caps.send_zc)
+    /// From how many bytes a write to a peer is a zero-copy send (`None`: never).
+    pub fn zero_copy_from(&self, loopback: bool) -> Option<usize> {
+        match self {
+            Driver::Uring(d) if d.caps.send_zc && (!loopback || d.zero_copy.on_loopback) => {
+                d.zero_copy.threshold
+            }
+            _ => None,
+        }
     }
 
     /// The io_uring driver, for multishot ops (which only it runs).

@@ -20,6 +20,7 @@ use io_uring::{opcode, IoUring, Probe};
 
 use super::fast_path::FastPath;
 use super::tier::{tier_in_force, TierCap, UringFeature};
+use super::ZeroCopy;
 use super::{
     BackendChoice, BackendInfo, BackendKind, Driver, EpollDriver, UringCaps, UringDriver,
     UringInfo, UringTier,
@@ -253,7 +254,8 @@ fn try_uring(
     let features = feature_names(params, cap);
     let entries = params.sq_entries();
     let modes = (ext_arg, flags.contains(SetupFlags::DEFER_TASKRUN));
-    let driver = UringDriver::new(ring, caps, modes, (cap, config.pool), wake_fd)
+    let tuning = (cap, config.pool, config.zero_copy);
+    let driver = UringDriver::new(ring, caps, modes, tuning, wake_fd)
         .map_err(|e| (format!("io_uring driver setup failed: {e}"), e))?;
     let registered_ring = driver.registered_ring();
     let tier = tier_in_force(|f| match f {
@@ -300,6 +302,8 @@ pub(crate) struct DriverConfig {
     pub uring_tier: TierRequest,
     /// Each core's buffer pool.
     pub pool: PoolConfig,
+    /// When writes are zero-copy sends.
+    pub zero_copy: ZeroCopy,
 }
 
 /// What a builder asked of the tier cap.

@@ -1,5 +1,5 @@
 //! The I/O of one side of a stream, shared by [`TcpStream`](super::TcpStream) and its halves.
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::rc::Rc;
@@ -73,6 +73,9 @@ pub(super) struct Writer {
     /// Ops of this side can be dropped while the kernel has them (io_uring): they report to
     /// the rescue when answered.
     pub orphans: bool,
+    /// Whether the peer is on this host (zero-copy sends gain nothing there); learned on the
+    /// first large write.
+    pub loopback: Cell<Option<bool>>,
 }
 
 /// Poisons the write side if a `write_all` is dropped after part of its buffer went out: the
@@ -148,7 +151,27 @@ impl Writer {
             }
         }
         let rescue = self.orphans.then(|| self.rescue.clone());
+        if self.zero_copy(buf.bytes_init()) {
+            return op::send_zc::SendZc::new(self.fd.clone(), buf, rescue).await;
+        }
         Op::on(&self.fd, op::Send::new(self.fd.clone(), buf, rescue)).await
+    }
+
+    /// Whether a write of `len` bytes goes out as a zero-copy send.
+    fn zero_copy(&self, len: usize) -> bool {
+        if !self.orphans || len < crate::driver::ZERO_COPY_MIN {
+            return false;
+        }
+        let on_uring = self.fd.kind() == Some(crate::BackendKind::Uring);
+        let loopback = self.loopback.get().unwrap_or_else(|| {
+            let peer = crate::sys::peer_addr(self.fd.raw());
+            let loopback = peer.map_or(true, |a| a.ip().is_loopback());
+            self.loopback.set(Some(loopback));
+            loopback
+        });
+        let driver = crate::context::current_driver();
+        let from = driver.borrow().zero_copy_from(loopback);
+        on_uring && from.is_some_and(|from| len >= from)
     }
 
     pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {

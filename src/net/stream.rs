@@ -1,4 +1,5 @@
 //! A connected TCP socket.
+use std::cell::Cell;
 use std::io;
 use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
@@ -75,6 +76,7 @@ impl TcpStream {
                 fd,
                 rescue: Rc::default(),
                 orphans: uring,
+                loopback: Cell::new(None),
             },
             _not_send: PhantomData,
         }

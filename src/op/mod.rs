@@ -31,6 +31,7 @@ pub(crate) mod pooled;
 mod recv;
 pub(crate) mod rescue;
 mod send;
+pub(crate) mod send_zc;
 mod shutdown;
 mod timeout;
 

@@ -10,7 +10,7 @@ use super::inbox::Shared;
 use super::shutdown::{ShutdownHandle, ShutdownState};
 use super::RuntimeStats;
 use crate::buf::PoolConfig;
-use crate::driver::{BackendChoice, BackendInfo, DriverConfig, TierRequest, UringTier};
+use crate::driver::{BackendChoice, BackendInfo, DriverConfig, TierRequest, UringTier, ZeroCopy};
 
 /// Configures and builds a [`Runtime`].
 ///
@@ -36,6 +36,7 @@ impl Default for Builder {
                 entries: 256,
                 uring_tier: TierRequest::FromEnv,
                 pool: PoolConfig::default(),
+                zero_copy: ZeroCopy::default(),
             },
             cores: None,
             pin: true,
@@ -74,6 +75,23 @@ impl Builder {
             count: count.clamp(1, 32768),
             size: size.max(1),
         };
+        self
+    }
+
+    /// Writes of at least `threshold` bytes are zero-copy sends (`IORING_OP_SEND_ZC`, io_uring
+    /// 6.0+): the kernel sends from the buffer without copying it, and the write returns once
+    /// the network stack is done with the memory. `None` turns them off. Default: 64 KiB.
+    /// Loopback peers never get them (the kernel copies to a loopback receiver anyway, so a
+    /// zero-copy send only adds its second completion), unless
+    /// [`zero_copy_on_loopback`](Builder::zero_copy_on_loopback) says so.
+    pub fn zero_copy_sends(mut self, threshold: Option<usize>) -> Builder {
+        self.config.zero_copy.threshold = threshold;
+        self
+    }
+
+    /// Zero-copy sends to loopback peers too (for tests and measurements; default off).
+    pub fn zero_copy_on_loopback(mut self, on: bool) -> Builder {
+        self.config.zero_copy.on_loopback = on;
         self
     }
 

@@ -24,6 +24,7 @@ use super::{
     TIMEOUT_TOKEN, WAKE_TOKEN,
 };
 use crate::buf::{BufPool, PoolConfig};
+use crate::driver::ZeroCopy;
 use crate::sys::cqe_result;
 use enter::Enter;
 
@@ -44,10 +45,12 @@ pub(crate) struct UringDriver {
     /// may write into its buffers until then).
     pub(super) pool: Option<BufPool>,
     pool_config: PoolConfig,
+    /// When writes are zero-copy sends.
+    pub(super) zero_copy: ZeroCopy,
     /// Not dropped if the ring is leaked: orphaned buffers the kernel may still write to.
     pub(super) ops: ManuallyDrop<OpTable>,
     pub(super) ready: Ready,
-    pub(super) stats: DriverStats,
+    pub(crate) stats: DriverStats,
     pub(super) caps: UringCaps,
     ext_arg: bool,
     /// DEFER_TASKRUN rings post completions only when we enter with GETEVENTS.
@@ -71,7 +74,7 @@ impl UringDriver {
         ring: IoUring,
         caps: UringCaps,
         (ext_arg, defer_taskrun): (bool, bool),
-        (cap, pool_config): (TierCap, PoolConfig),
+        (cap, pool_config, zero_copy): (TierCap, PoolConfig, ZeroCopy),
         wake_fd: RawFd,
     ) -> io::Result<UringDriver> {
         use std::os::fd::AsRawFd;
@@ -81,6 +84,7 @@ impl UringDriver {
             enter: ManuallyDrop::new(enter),
             pool: None,
             pool_config,
+            zero_copy,
             ops: ManuallyDrop::new(OpTable::default()),
             ready: Ready::default(),
             stats: DriverStats::default(),
@@ -154,7 +158,7 @@ impl UringDriver {
 
     /// A cancel scope ends the op in `index` early: its own completion answers its future.
     pub fn cancel_op(&mut self, index: usize) {
-        if !self.leaked && self.ops.is_waiting(index) {
+        if !self.leaked && (self.ops.is_waiting(index) || self.ops.is_multi_armed(index)) {
             self.cancel(index);
         }
     }
