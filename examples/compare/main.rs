@@ -668,7 +668,7 @@ fn run(cfg: &Config) -> io::Result<bool> {
     }
     progress.finish();
 
-    let summary = report::summarize(cfg, &cells);
+    let summary = report::summarize(&cells);
     let mut stdout = io::stdout().lock();
     let (other, steal) = match (ticks_start, sys::core_ticks(&bench_cores)) {
         (Some(a), Some(b)) => {
