@@ -2,11 +2,11 @@
 //! are empty fields.
 use std::fmt::Write as _;
 
-use super::{Case, Med, Row, Summary};
+use super::{Med, Row, Summary};
 
 const HEADER: &str = "server,case,conns,size,unit,rate,rate_spread,rate_vs_floor,rate_vs_tokio,\
-                      p50_us,p99_us,p999_us,cpu_us,cpu_vs_floor,cpu_vs_tokio,syscalls,rounds_ok,\
-                      errors,status\n";
+                      p50_us,p99_us,p999_us,cpu_us,cpu_vs_floor,cpu_vs_tokio,syscalls,\
+                      rss_per_conn_bytes,rss_vs_floor,rss_vs_tokio,rounds_ok,errors,status\n";
 
 /// A figure with four decimals, or nothing where it is not known.
 fn f(x: f64) -> String {
@@ -31,14 +31,11 @@ fn status(r: &Row) -> String {
 }
 
 fn line(out: &mut String, r: &Row) {
-    let (kind, conns, size) = match r.case {
-        Case::Rr { conns, size } => ("rr", conns, size),
-        Case::Stream => ("stream", 1, 65536),
-    };
+    let (kind, conns, size) = r.case.parts();
     let m = r.med.clone().unwrap_or_else(Med::unknown);
     let _ = writeln!(
         out,
-        "{},{kind},{conns},{size},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+        "{},{kind},{conns},{size},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
         r.server,
         r.case.unit(),
         f(m.rate),
@@ -52,6 +49,9 @@ fn line(out: &mut String, r: &Row) {
         fo(r.vs_floor.map(|v| v.1)),
         fo(r.vs_tokio.map(|v| v.1)),
         fo(m.syscalls),
+        fo(m.rss.map(|x| x.per_conn)),
+        fo(r.rss_vs_floor),
+        fo(r.rss_vs_tokio),
         r.rounds_ok,
         r.errors,
         status(r)

@@ -2,7 +2,7 @@
 //! figures of each round. Numbers that are not known (NaN) are written as null.
 use serde_json::{json, Value};
 
-use super::{Case, Cell, Med, Row, RunInfo, RunResult, Sample, Summary};
+use super::{Case, Cell, Med, Row, Rss, RunInfo, RunResult, Sample, Summary};
 use crate::{servers, Config};
 
 /// A number, or null where it is not finite.
@@ -19,16 +19,26 @@ fn opt(x: Option<f64>) -> Value {
 }
 
 fn case(c: Case) -> Value {
-    match c {
-        Case::Rr { conns, size } => {
-            json!({"kind": "request_response", "conns": conns, "size": size})
-        }
-        Case::Stream => json!({"kind": "stream", "conns": 1, "size": 65536}),
+    let (kind, conns, size) = c.parts();
+    let kind = if kind == "rr" {
+        "request_response"
+    } else {
+        kind
+    };
+    json!({"kind": kind, "conns": conns, "size": size})
+}
+
+/// Adds the memory figures (idle connections only) to an object.
+fn add_rss(v: &mut Value, rss: Option<Rss>) {
+    if let Some(m) = rss {
+        v["rss_before_bytes"] = num(m.before);
+        v["rss_after_bytes"] = num(m.after);
+        v["rss_per_conn_bytes"] = num(m.per_conn);
     }
 }
 
 fn sample(s: &Sample) -> Value {
-    json!({
+    let mut v = json!({
         "rate": num(s.rate),
         "p50_us": num(s.p50_us),
         "p99_us": num(s.p99_us),
@@ -47,7 +57,9 @@ fn sample(s: &Sample) -> Value {
         "client_wait": num(s.client_wait),
         "errors": s.errors,
         "first_error": s.first_error,
-    })
+    });
+    add_rss(&mut v, s.rss);
+    v
 }
 
 fn run(r: &RunResult) -> Value {
@@ -59,7 +71,7 @@ fn run(r: &RunResult) -> Value {
 }
 
 fn median(m: &Med) -> Value {
-    json!({
+    let mut v = json!({
         "rate": num(m.rate),
         "rate_spread": num(m.rate_spread),
         "p50_us": num(m.p50_us),
@@ -71,7 +83,12 @@ fn median(m: &Med) -> Value {
         "waits": opt(m.waits),
         "ops": opt(m.ops),
         "cq_overflows": m.cq_overflows,
-    })
+    });
+    add_rss(&mut v, m.rss);
+    if m.rss.is_some() {
+        v["rss_spread"] = num(m.rss_spread);
+    }
+    v
 }
 
 /// A (rate, CPU) ratio pair.
@@ -80,6 +97,14 @@ fn pair(p: Option<(f64, f64)>) -> Value {
         Value::Null,
         |(rate, cpu)| json!({"rate": num(rate), "cpu_us": num(cpu)}),
     )
+}
+
+/// A ratio: of rate and CPU, or of memory per idle connection.
+fn vs(p: Option<(f64, f64)>, rss: Option<f64>) -> Value {
+    match rss {
+        Some(x) => json!({ "rss_per_conn_bytes": num(x) }),
+        None => pair(p),
+    }
 }
 
 fn row(r: &Row, cells: &[Cell]) -> Value {
@@ -98,8 +123,8 @@ fn row(r: &Row, cells: &[Cell]) -> Value {
         "first_error": r.first_error,
         "rounds_ok": r.rounds_ok,
         "median": r.med.as_ref().map_or(Value::Null, median),
-        "vs_floor": pair(r.vs_floor),
-        "vs_tokio": pair(r.vs_tokio),
+        "vs_floor": vs(r.vs_floor, r.rss_vs_floor),
+        "vs_tokio": vs(r.vs_tokio, r.rss_vs_tokio),
         "rounds": rounds,
     })
 }
@@ -123,7 +148,9 @@ fn config(cfg: &Config) -> Value {
         "warmup": num(cfg.warmup),
         "conns": cfg.conns,
         "sizes": cfg.sizes,
-        "stream": cfg.stream,
+        "stream": !cfg.stream.is_empty(),
+        "stream_conns": cfg.stream,
+        "idle": cfg.idle,
         "quick": cfg.quick,
         "server_buffer": servers::BUF,
     })
@@ -143,6 +170,9 @@ pub fn document(cfg: &Config, s: &Summary, cells: &[Cell], info: &RunInfo) -> St
         "units": {
             "request_response": "rate = requests/s, cpu_us and syscalls per request",
             "stream": "rate = MiB/s, cpu_us and syscalls per MiB",
+            "idle": "rss_per_conn_bytes = (rss_after_bytes - rss_before_bytes) / conns: the \
+                     growth of the server's resident memory when conns connections are open, \
+                     each after one echo of size bytes; rate and cpu_us are null",
         },
         "results": s.rows.iter().map(|r| row(r, cells)).collect::<Vec<_>>(),
     });

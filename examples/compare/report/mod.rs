@@ -1,6 +1,7 @@
 //! The data model of a comparison: the cases, the figures of each run, and the medians and
 //! ratios over the rounds. The outputs live in the submodules: the terminal table and the
 //! final check (`table`), and the files (`json`, `csv`, `svg`).
+mod case;
 mod csv;
 mod json;
 mod svg;
@@ -12,51 +13,8 @@ use std::path::PathBuf;
 use super::servers;
 use super::Config;
 
+pub use case::{Case, IDLE_ECHO, STREAM_CHUNK};
 pub use table::{check, print_table};
-
-/// One case of the matrix.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Case {
-    /// Request/response echo over `conns` connections with `size`-byte messages.
-    Rr { conns: usize, size: usize },
-    /// One connection streaming 64 KiB writes; figures per MiB.
-    Stream,
-}
-
-impl Case {
-    pub fn label(&self) -> String {
-        match self {
-            Case::Rr { conns, size } => format!("rr {} c={conns}", size_label(*size)),
-            Case::Stream => "stream".into(),
-        }
-    }
-
-    fn title(&self) -> String {
-        match self {
-            Case::Rr { conns, size } => format!(
-                "request/response, {}, {conns} connection{} (per request)",
-                size_label(*size),
-                if *conns == 1 { "" } else { "s" }
-            ),
-            Case::Stream => "streaming, 1 connection, 64 KiB writes (per MiB echoed)".into(),
-        }
-    }
-
-    fn unit(&self) -> &'static str {
-        match self {
-            Case::Rr { .. } => "request",
-            Case::Stream => "MiB",
-        }
-    }
-}
-
-fn size_label(size: usize) -> String {
-    if size >= 1024 && size.is_multiple_of(1024) {
-        format!("{} KiB", size / 1024)
-    } else {
-        format!("{size} B")
-    }
-}
 
 /// The figures of one run.
 #[derive(Clone, Debug)]
@@ -88,6 +46,17 @@ pub struct Sample {
     pub secs: f64,
     pub errors: u64,
     pub first_error: Option<String>,
+    /// The idle-connection case only: the server's resident memory.
+    pub rss: Option<Rss>,
+}
+
+/// A server's resident memory before and after it took the idle connections, in bytes, and
+/// the growth per connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Rss {
+    pub before: f64,
+    pub after: f64,
+    pub per_conn: f64,
 }
 
 pub enum RunResult {
@@ -133,6 +102,10 @@ pub struct Med {
     pub waits: Option<f64>,
     pub ops: Option<f64>,
     pub cq_overflows: u64,
+    /// Idle connections: the medians of the memory figures, and the spread of the growth
+    /// per connection (as `rate_spread`).
+    pub rss: Option<Rss>,
+    pub rss_spread: f64,
 }
 
 impl Med {
@@ -146,6 +119,7 @@ impl Med {
             p999_us: f64::NAN,
             cpu_us: f64::NAN,
             sys_share: f64::NAN,
+            rss_spread: f64::NAN,
             ..Med::default()
         }
     }
@@ -155,6 +129,7 @@ impl Med {
         let opt =
             |f: fn(&Sample) -> Option<f64>| median_opt(samples.iter().map(|s| f(s)).collect());
         let rate = col(|s| s.rate);
+        let rss = rss_median(samples);
         Med {
             rate,
             rate_spread: spread(samples.iter().map(|s| s.rate), rate),
@@ -167,8 +142,24 @@ impl Med {
             waits: opt(|s| s.waits),
             ops: opt(|s| s.ops),
             cq_overflows: samples.iter().map(|s| s.cq_overflows).sum(),
+            rss,
+            rss_spread: spread(
+                samples.iter().filter_map(|s| s.rss.map(|m| m.per_conn)),
+                rss.map_or(f64::NAN, |m| m.per_conn),
+            ),
         }
     }
+}
+
+/// The medians of the memory figures of the runs that have them.
+fn rss_median(samples: &[&Sample]) -> Option<Rss> {
+    let rss: Vec<Rss> = samples.iter().filter_map(|s| s.rss).collect();
+    let col = |f: fn(&Rss) -> f64| median(rss.iter().map(f).collect());
+    (!rss.is_empty()).then(|| Rss {
+        before: col(|m| m.before),
+        after: col(|m| m.after),
+        per_conn: col(|m| m.per_conn),
+    })
 }
 
 pub struct Row {
@@ -182,6 +173,9 @@ pub struct Row {
     /// This server ÷ its floor and ÷ tokio: (rate ratio, CPU ratio).
     pub vs_floor: Option<(f64, f64)>,
     pub vs_tokio: Option<(f64, f64)>,
+    /// Idle connections: memory per connection ÷ the floor's and ÷ tokio's.
+    pub rss_vs_floor: Option<f64>,
+    pub rss_vs_tokio: Option<f64>,
 }
 
 impl Row {
@@ -206,6 +200,8 @@ impl Row {
             first_error,
             vs_floor: None,
             vs_tokio: None,
+            rss_vs_floor: None,
+            rss_vs_tokio: None,
         }
     }
 }
@@ -246,31 +242,54 @@ fn spread(values: impl Iterator<Item = f64>, med: f64) -> f64 {
     }
 }
 
-/// The (round, rate, CPU) of every finished run of `server` in `case`.
-fn by_round(cells: &[Cell], server: &str, case: Case) -> Vec<(usize, f64, f64)> {
+/// The (round, figure) of every finished run of `server` in `case`.
+fn by_round(cells: &[Cell], server: &str, case: Case, f: Figure) -> Vec<(usize, f64)> {
     cells
         .iter()
         .filter(|c| c.server == server && c.case == case && c.skipped.is_none())
         .flat_map(|c| c.runs.iter())
         .filter_map(|(round, r)| match r {
-            RunResult::Ok(s) => Some((*round, s.rate, s.cpu_us)),
+            RunResult::Ok(s) => Some((*round, f(s))),
             _ => None,
         })
         .collect()
 }
 
+type Figure = fn(&Sample) -> f64;
+
 /// `server` ÷ `base` in `case`: the median over the rounds of the ratios within each round
 /// (the two ran minutes apart at most, so drift that hits a whole round cancels).
+fn ratio(cells: &[Cell], server: &str, base: &str, case: Case, f: Figure) -> Option<f64> {
+    let theirs = by_round(cells, base, case, f);
+    let ratios: Vec<f64> = by_round(cells, server, case, f)
+        .into_iter()
+        .filter_map(|(round, x)| theirs.iter().find(|t| t.0 == round).map(|t| x / t.1))
+        .collect();
+    (!ratios.is_empty()).then(|| median(ratios))
+}
+
+/// The rate and CPU ratios of `server` ÷ `base`.
 fn paired(cells: &[Cell], server: &str, base: &str, case: Case) -> Option<(f64, f64)> {
-    let theirs = by_round(cells, base, case);
-    let (mut rate, mut cpu) = (Vec::new(), Vec::new());
-    for (round, r, c) in by_round(cells, server, case) {
-        if let Some(&(_, br, bc)) = theirs.iter().find(|t| t.0 == round) {
-            rate.push(r / br);
-            cpu.push(c / bc);
-        }
+    let rate = ratio(cells, server, base, case, |s| s.rate)?;
+    Some((rate, ratio(cells, server, base, case, |s| s.cpu_us)?))
+}
+
+fn rss_per_conn(s: &Sample) -> f64 {
+    s.rss.map_or(f64::NAN, |m| m.per_conn)
+}
+
+/// Fills in the ratios of `row` against its floor and against tokio.
+fn ratios(cells: &[Cell], row: &mut Row) {
+    let (server, case) = (row.server, row.case);
+    let floor = servers::kind(server).and_then(|k| k.floor);
+    let tokio = (server != "tokio").then_some("tokio");
+    if let Case::Idle { .. } = case {
+        row.rss_vs_floor = floor.and_then(|b| ratio(cells, server, b, case, rss_per_conn));
+        row.rss_vs_tokio = tokio.and_then(|b| ratio(cells, server, b, case, rss_per_conn));
+    } else {
+        row.vs_floor = floor.and_then(|b| paired(cells, server, b, case));
+        row.vs_tokio = tokio.and_then(|b| paired(cells, server, b, case));
     }
-    (!rate.is_empty()).then(|| (median(rate), median(cpu)))
 }
 
 /// The rows of every cell, with the ratios against the floor of the same kernel interface
@@ -284,11 +303,7 @@ pub fn summarize(cells: &[Cell]) -> Summary {
     }
     let mut rows: Vec<Row> = cells.iter().map(Row::of).collect();
     for row in rows.iter_mut() {
-        let floor = servers::kind(row.server).and_then(|k| k.floor);
-        row.vs_floor = floor.and_then(|f| paired(cells, row.server, f, row.case));
-        if row.server != "tokio" {
-            row.vs_tokio = paired(cells, row.server, "tokio", row.case);
-        }
+        ratios(cells, row);
     }
     Summary { rows, cases }
 }

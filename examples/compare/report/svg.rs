@@ -2,7 +2,8 @@
 //! per metric and message size, one line per server.
 use std::fmt::Write as _;
 
-use super::{size_label, Case, Med, Summary};
+use super::case::size_label;
+use super::{Case, Med, Summary};
 use crate::Config;
 
 const COLORS: &[(&str, &str)] = &[

@@ -9,7 +9,7 @@ fn rate_fmt(case: Case, x: f64) -> String {
         return "-".into();
     }
     match case {
-        Case::Stream => format!("{x:.0}"),
+        Case::Stream { .. } | Case::Idle { .. } => format!("{x:.0}"),
         Case::Rr { .. } if x >= 1e6 => format!("{:.2}M", x / 1e6),
         Case::Rr { .. } if x >= 1e4 => format!("{:.1}k", x / 1e3),
         Case::Rr { .. } if x >= 1e3 => format!("{:.2}k", x / 1e3),
@@ -78,7 +78,7 @@ pub fn print_table(
     for &case in &s.cases {
         section(out, s, case)?;
     }
-    legend(out)?;
+    legend(out, s)?;
     writeln!(out)?;
     overhead(out, s)
 }
@@ -111,12 +111,38 @@ fn heading(out: &mut impl Write, cfg: &Config, info: &RunInfo) -> io::Result<()>
 fn section(out: &mut impl Write, s: &Summary, case: Case) -> io::Result<()> {
     writeln!(out)?;
     writeln!(out, "== {}", case.title())?;
+    writeln!(out, "{}", heads(case))?;
+    for r in s.rows.iter().filter(|r| r.case == case) {
+        if let Some(why) = &r.skipped {
+            writeln!(out, "{:<15} skipped: {why}", r.server)?;
+            continue;
+        }
+        match &r.med {
+            Some(m) if matches!(case, Case::Idle { .. }) => writeln!(out, "{}", memory(r, m))?,
+            Some(m) => writeln!(out, "{}", figures(r, m))?,
+            None => writeln!(
+                out,
+                "{:<15} FAILED: {}",
+                r.server,
+                r.first_error.as_deref().unwrap_or("no run finished")
+            )?,
+        }
+    }
+    Ok(())
+}
+
+fn heads(case: Case) -> String {
     let rate_h = match case {
         Case::Rr { .. } => "req/s",
-        Case::Stream => "MiB/s",
+        Case::Stream { .. } => "MiB/s",
+        Case::Idle { .. } => {
+            return format!(
+                "{:<15} {:>10} {:>4} {:>6} {:>6}  {:>10} {:>10}  {:>4}",
+                "server", "bytes/conn", "±%", "×floor", "×tokio", "RSS before", "RSS after", "err"
+            )
+        }
     };
-    writeln!(
-        out,
+    format!(
         "{:<15} {:>8} {:>4} {:>6} {:>6}  {:>7} {:>7} {:>7}  {:>8} {:>6} {:>6}  {:>7}  {:>4}",
         "server",
         rate_h,
@@ -131,23 +157,7 @@ fn section(out: &mut impl Write, s: &Summary, case: Case) -> io::Result<()> {
         "×tokio",
         "syscall",
         "err"
-    )?;
-    for r in s.rows.iter().filter(|r| r.case == case) {
-        if let Some(why) = &r.skipped {
-            writeln!(out, "{:<15} skipped: {why}", r.server)?;
-            continue;
-        }
-        match &r.med {
-            Some(m) => writeln!(out, "{}", figures(r, m))?,
-            None => writeln!(
-                out,
-                "{:<15} FAILED: {}",
-                r.server,
-                r.first_error.as_deref().unwrap_or("no run finished")
-            )?,
-        }
-    }
-    Ok(())
+    )
 }
 
 /// The line of a server that ran.
@@ -170,6 +180,32 @@ fn figures(r: &Row, m: &Med) -> String {
     )
 }
 
+fn mib(bytes: f64) -> String {
+    if bytes.is_finite() {
+        format!("{:.1} MiB", bytes / (1024.0 * 1024.0))
+    } else {
+        "-".into()
+    }
+}
+
+/// The line of a server in the idle-connection case.
+fn memory(r: &Row, m: &Med) -> String {
+    let rss = m.rss.map_or((f64::NAN, f64::NAN, f64::NAN), |x| {
+        (x.per_conn, x.before, x.after)
+    });
+    format!(
+        "{:<15} {:>10} {:>4} {:>6} {:>6}  {:>10} {:>10}  {:>4}",
+        r.server,
+        rate_fmt(r.case, rss.0),
+        spread_fmt(m.rss_spread),
+        ratio_fmt(r.rss_vs_floor),
+        ratio_fmt(r.rss_vs_tokio),
+        mib(rss.1),
+        mib(rss.2),
+        r.errors
+    )
+}
+
 const LEGEND: &[&str] = &[
     "req/s, MiB/s: echoes completed per second (closed loop, one load-generator thread); \
      ±%: half its range over the rounds.",
@@ -183,10 +219,18 @@ const LEGEND: &[&str] = &[
     "         or epoll_wait + read/write/accept/epoll_ctl; shown for corering and the floors.",
 ];
 
-fn legend(out: &mut impl Write) -> io::Result<()> {
+const IDLE_LEGEND: &str = "bytes/conn: growth of the server's resident memory (Rss of \
+     /proc/PID/smaps_rollup) from before the idle connections were opened to after, ÷ their \
+     count;\n            kernel socket buffers are not included. ×floor, ×tokio: the same ratio \
+     of bytes/conn.";
+
+fn legend(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     writeln!(out)?;
     for line in LEGEND {
         writeln!(out, "{line}")?;
+    }
+    if s.cases.iter().any(|c| matches!(c, Case::Idle { .. })) {
+        writeln!(out, "{IDLE_LEGEND}")?;
     }
     Ok(())
 }
