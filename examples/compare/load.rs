@@ -1,14 +1,21 @@
 //! The load generator: one fixed design for every server. A single thread (pinned by the
 //! runner) drives all connections through level-triggered epoll with non-blocking sockets.
 //!
-//! - Request/response: every connection sends a message of the case's size, reads until the
+//! - Request/response (`rr`): every connection sends a message of the case's size, reads until the
 //!   whole echo is back (checking every byte), records the round trip in an HDR histogram, and
 //!   sends the next one at once (a closed loop: `conns` requests are always in flight).
-//! - Streaming: one connection writes a byte stream as fast as the server takes it while
-//!   reading the echo back; the figure is the echoed bytes per second.
+//! - Streaming (`stream`): each connection writes a byte stream as fast as the server takes
+//!   it while reading the echo back; the figure is the echoed bytes per second.
 //!
 //! Each run has a warm-up phase, then the measured window; `mark` is called at the start and
 //! at the end of the window so the runner can read the server's CPU time and counters there.
+//!
+//! Connections are opened in small batches, each checked with a one-byte echo before the
+//! next, so the server's accept queue never overflows however many there are (see
+//! `CONNECT_BATCH`).
+mod rr;
+mod stream;
+
 use std::io;
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -19,8 +26,6 @@ use hdrhistogram::Histogram;
 /// Message bytes repeat with this period; a request starts at an offset that depends on its
 /// sequence number, so an echo of the wrong request does not compare equal.
 const PERIOD: usize = 251;
-/// Streaming: bytes per write.
-const CHUNK: usize = 64 * 1024;
 /// A run fails if no response arrives for this long.
 const STALL: Duration = Duration::from_secs(5);
 
@@ -42,16 +47,11 @@ pub struct Outcome<S> {
     pub end: S,
 }
 
-struct Conn {
-    stream: TcpStream,
-    seq: usize,
-    /// Bytes of the current request written, and echoed back.
-    sent: usize,
-    recvd: usize,
-    started: Instant,
-    want_out: bool,
-    dead: bool,
-}
+pub use rr::request_response;
+pub use stream::stream;
+
+/// Events taken per epoll_wait.
+const EVENTS: usize = 1024;
 
 struct Epoll(OwnedFd);
 
@@ -118,19 +118,64 @@ fn sys_send(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     Ok(n as usize)
 }
 
-/// Opens `n` connections to `addr` (blocking connect, then non-blocking, TCP_NODELAY).
+/// Whether a failed read or send is only "not now".
+fn retry(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
+}
+
+/// Connections are opened this many at a time, and each batch makes a one-byte round trip on
+/// every connection before the next batch starts. The echo proves that the server has
+/// accepted them, so its accept queue (128 for a std listener) never overflows: the kernel
+/// drops a SYN that finds the queue full, and the client then waits a second to resend it.
+const CONNECT_BATCH: usize = 64;
+
+/// Opens `n` connections to `addr`: blocking connect, TCP_NODELAY, a read timeout of STALL
+/// (for blocking reads), a one-byte echo each, then non-blocking.
 pub fn connect_all(addr: &str, n: usize) -> io::Result<Vec<TcpStream>> {
     let mut out = Vec::with_capacity(n);
-    for i in 0..n {
-        let s = TcpStream::connect(addr)
-            .map_err(|e| io::Error::new(e.kind(), format!("connection {i} of {n}: {e}")))?;
-        s.set_nodelay(true)?;
+    while out.len() < n {
+        let from = out.len();
+        for i in from..n.min(from + CONNECT_BATCH) {
+            let s = TcpStream::connect(addr)
+                .map_err(|e| io::Error::new(e.kind(), format!("connection {i} of {n}: {e}")))?;
+            s.set_nodelay(true)?;
+            s.set_read_timeout(Some(STALL))?;
+            out.push(s);
+        }
+        handshake(&out[from..], from, n)?;
+    }
+    for s in &out {
         s.set_nonblocking(true)?;
-        out.push(s);
     }
     Ok(out)
 }
 
+/// Sends one byte on each connection of a batch, then reads each echo back.
+fn handshake(batch: &[TcpStream], from: usize, n: usize) -> io::Result<()> {
+    use std::io::{Read, Write};
+    let fail = |i: usize, e: io::Error| {
+        io::Error::new(
+            e.kind(),
+            format!("connection {} of {n}: first echo: {e}", from + i),
+        )
+    };
+    for (i, mut s) in batch.iter().enumerate() {
+        s.write_all(b"h").map_err(|e| fail(i, e))?;
+    }
+    for (i, mut s) in batch.iter().enumerate() {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).map_err(|e| fail(i, e))?;
+        if b != *b"h" {
+            return Err(fail(i, io::Error::other("wrong byte")));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Default)]
 struct Errors {
     count: u64,
     first: Option<String>,
@@ -145,272 +190,54 @@ impl Errors {
     }
 }
 
-/// Request/response echo over `conns` connections with messages of `size` bytes.
-pub fn request_response<S>(
-    addr: &str,
-    conns: usize,
-    size: usize,
-    warmup: Duration,
+/// The warm-up, then the measured window.
+struct Window<S> {
     measure: Duration,
-    mut mark: impl FnMut() -> S,
-) -> io::Result<Outcome<S>> {
-    let streams = connect_all(addr, conns)?;
-    let ep = Epoll::new()?;
-    let tx = pattern(size);
-    let mut rx = vec![0u8; size.max(1)];
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)
-        .map_err(|e| io::Error::other(e.to_string()))?;
-    let mut errors = Errors {
-        count: 0,
-        first: None,
-    };
-    let now = Instant::now();
-    let mut cs: Vec<Conn> = streams
-        .into_iter()
-        .map(|stream| Conn {
-            stream,
-            seq: 0,
-            sent: 0,
-            recvd: 0,
-            started: now,
-            want_out: false,
-            dead: false,
-        })
-        .collect();
-    for (i, c) in cs.iter_mut().enumerate() {
-        ep.ctl(
-            libc::EPOLL_CTL_ADD,
-            c.stream.as_raw_fd(),
-            libc::EPOLLIN,
-            i as u64,
-        )?;
-        c.started = Instant::now();
-        send_rest(&ep, c, i, &tx, size, &mut errors);
-    }
-
-    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
-    let mut done: u64 = 0;
-    let mut last_progress = Instant::now();
-    let mut phase_end = Instant::now() + warmup;
-    let mut start_mark: Option<(S, Instant)> = None;
-    let mut alive = cs.len();
-    loop {
-        let n = ep.wait(&mut events, 100)?;
-        let mut now = Instant::now();
-        for ev in &events[..n] {
-            let i = ev.u64 as usize;
-            let c = &mut cs[i];
-            if c.dead {
-                continue;
-            }
-            let flags = ev.events as i32;
-            if c.want_out && flags & (libc::EPOLLOUT | libc::EPOLLERR | libc::EPOLLHUP) != 0 {
-                send_rest(&ep, c, i, &tx, size, &mut errors);
-            }
-            if c.dead || flags & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) == 0 {
-                continue;
-            }
-            let off = c.seq % PERIOD;
-            match sys_read(c.stream.as_raw_fd(), &mut rx[..size - c.recvd]) {
-                Ok(0) => {
-                    c.dead = true;
-                    errors.add(|| format!("connection {i}: server closed it"));
-                }
-                Ok(k) => {
-                    let want = &tx[off + c.recvd..off + c.recvd + k];
-                    if rx[..k] != *want {
-                        c.dead = true;
-                        errors.add(|| format!("connection {i}: echo differs from request"));
-                    } else if c.recvd + k > c.sent {
-                        c.dead = true;
-                        errors.add(|| format!("connection {i}: echo ahead of request"));
-                    } else {
-                        c.recvd += k;
-                        if c.recvd == size {
-                            now = Instant::now();
-                            hist.saturating_record((now - c.started).as_nanos() as u64);
-                            done += 1;
-                            last_progress = now;
-                            c.seq += 1;
-                            c.sent = 0;
-                            c.recvd = 0;
-                            c.started = now;
-                            send_rest(&ep, c, i, &tx, size, &mut errors);
-                        }
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    c.dead = true;
-                    errors.add(|| format!("connection {i}: read: {e}"));
-                }
-            }
-            if c.dead {
-                alive -= 1;
-                let _ = ep.ctl(libc::EPOLL_CTL_DEL, c.stream.as_raw_fd(), 0, 0);
-            }
-        }
-        if alive == 0 {
-            errors.add(|| "every connection failed".into());
-            break;
-        }
-        if now.duration_since(last_progress) > STALL {
-            errors.add(|| format!("no response for {STALL:?}"));
-            break;
-        }
-        if now >= phase_end {
-            if start_mark.is_none() {
-                let s = mark();
-                hist.reset();
-                done = 0;
-                let t = Instant::now();
-                start_mark = Some((s, t));
-                phase_end = t + measure;
-            } else {
-                break;
-            }
-        }
-    }
-    let end_t = Instant::now();
-    let end = mark();
-    let (start, start_t) = match start_mark {
-        Some(m) => m,
-        None => (mark(), end_t),
-    };
-    Ok(Outcome {
-        units: done,
-        elapsed: end_t.duration_since(start_t),
-        hist: Some(hist),
-        errors: errors.count,
-        first_error: errors.first,
-        start,
-        end,
-    })
+    /// When the current phase ends.
+    end: Instant,
+    /// The mark at the start of the window, and when it was taken.
+    start: Option<(S, Instant)>,
 }
 
-/// Writes what is left of the current request; waits for EPOLLOUT if the socket is full.
-fn send_rest(ep: &Epoll, c: &mut Conn, i: usize, tx: &[u8], size: usize, errors: &mut Errors) {
-    let off = c.seq % PERIOD;
-    while c.sent < size {
-        match sys_send(c.stream.as_raw_fd(), &tx[off + c.sent..off + size]) {
-            Ok(k) => c.sent += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(e) => {
-                c.dead = true;
-                errors.add(|| format!("connection {i}: send: {e}"));
-                return;
-            }
+enum Phase {
+    Running,
+    /// The measured window has just begun: counters start from zero.
+    Begun,
+    Over,
+}
+
+impl<S> Window<S> {
+    fn new(warmup: Duration, measure: Duration) -> Window<S> {
+        Window {
+            measure,
+            end: Instant::now() + warmup,
+            start: None,
         }
     }
-    let want_out = c.sent < size;
-    if want_out != c.want_out {
-        c.want_out = want_out;
-        let events = if want_out {
-            libc::EPOLLIN | libc::EPOLLOUT
-        } else {
-            libc::EPOLLIN
+
+    /// Moves to the next phase once `now` is past the current one, marking the start.
+    fn tick(&mut self, now: Instant, mark: &mut impl FnMut() -> S) -> Phase {
+        if now < self.end {
+            return Phase::Running;
+        }
+        if self.start.is_some() {
+            return Phase::Over;
+        }
+        let s = mark();
+        let t = Instant::now();
+        self.start = Some((s, t));
+        self.end = t + self.measure;
+        Phase::Begun
+    }
+
+    /// Marks the end: the two marks and the length of the window (zero if it never began).
+    fn finish(self, mark: &mut impl FnMut() -> S) -> (S, S, Duration) {
+        let end_t = Instant::now();
+        let end = mark();
+        let (start, start_t) = match self.start {
+            Some(m) => m,
+            None => (mark(), end_t),
         };
-        if let Err(e) = ep.ctl(libc::EPOLL_CTL_MOD, c.stream.as_raw_fd(), events, i as u64) {
-            c.dead = true;
-            errors.add(|| format!("connection {i}: epoll_ctl: {e}"));
-        }
+        (start, end, end_t.duration_since(start_t))
     }
-}
-
-/// Streaming: one connection, the client writes CHUNK-byte writes and reads the echo back.
-pub fn stream<S>(
-    addr: &str,
-    warmup: Duration,
-    measure: Duration,
-    mut mark: impl FnMut() -> S,
-) -> io::Result<Outcome<S>> {
-    let s = connect_all(addr, 1)?.pop().expect("one connection");
-    let fd = s.as_raw_fd();
-    let ep = Epoll::new()?;
-    ep.ctl(libc::EPOLL_CTL_ADD, fd, libc::EPOLLIN | libc::EPOLLOUT, 0)?;
-    let tx = pattern(CHUNK);
-    let mut rx = vec![0u8; CHUNK];
-    let mut errors = Errors {
-        count: 0,
-        first: None,
-    };
-    let (mut sent, mut recvd, mut window_base) = (0u64, 0u64, 0u64);
-    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 4];
-    let mut last_progress = Instant::now();
-    let mut phase_end = Instant::now() + warmup;
-    let mut start_mark: Option<(S, Instant)> = None;
-    'run: loop {
-        let n = ep.wait(&mut events, 100)?;
-        for ev in &events[..n] {
-            let flags = ev.events as i32;
-            if flags & libc::EPOLLOUT != 0 {
-                let off = (sent % PERIOD as u64) as usize;
-                match sys_send(fd, &tx[off..off + CHUNK]) {
-                    Ok(k) => sent += k as u64,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        errors.add(|| format!("send: {e}"));
-                        break 'run;
-                    }
-                }
-            }
-            if flags & (libc::EPOLLIN | libc::EPOLLERR | libc::EPOLLHUP) != 0 {
-                match sys_read(fd, &mut rx) {
-                    Ok(0) => {
-                        errors.add(|| "server closed the connection".into());
-                        break 'run;
-                    }
-                    Ok(k) => {
-                        let off = (recvd % PERIOD as u64) as usize;
-                        if rx[..k] != tx[off..off + k] || recvd + k as u64 > sent {
-                            errors.add(|| "echo differs from the stream sent".into());
-                            break 'run;
-                        }
-                        recvd += k as u64;
-                        last_progress = Instant::now();
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        errors.add(|| format!("read: {e}"));
-                        break 'run;
-                    }
-                }
-            }
-        }
-        let now = Instant::now();
-        if now.duration_since(last_progress) > STALL {
-            errors.add(|| format!("no echo for {STALL:?}"));
-            break;
-        }
-        if now >= phase_end {
-            if start_mark.is_none() {
-                let m = mark();
-                window_base = recvd;
-                let t = Instant::now();
-                start_mark = Some((m, t));
-                phase_end = t + measure;
-            } else {
-                break;
-            }
-        }
-    }
-    let end_t = Instant::now();
-    let end = mark();
-    let (start, start_t) = match start_mark {
-        Some(m) => m,
-        None => (mark(), end_t),
-    };
-    Ok(Outcome {
-        units: recvd - window_base,
-        elapsed: end_t.duration_since(start_t),
-        hist: None,
-        errors: errors.count,
-        first_error: errors.first,
-        start,
-        end,
-    })
 }

@@ -1,12 +1,16 @@
-// cargo run --release --example compare -- [--quick] [--servers a,b] [--conns 1,16] [--sizes 64,4096] [--rounds N] [--seconds S]
+// cargo run --release --example compare -- [--quick] [--servers a,b] [--conns 1,16,10000] [--sizes 64,4096] [--stream-conns 1,16] [--idle N] [--rounds N] [--seconds S]
 //! corering's comparison runner: echo servers on io_uring and on epoll — corering's two
 //! backends, hand-written loops with no runtime (the floor), tokio, monoio and Go — each in its
 //! own process pinned to one core, driven by one fixed load generator pinned to another core.
+//! The cases: request/response echo (message sizes × connection counts up to 10,000),
+//! streaming over 1 and 16 connections, and the server's memory per idle connection.
 //!
 //! Prints a progress line (stderr) and a table (stdout); writes JSON, CSV and an SVG chart under
 //! `target/corering-bench/`. `--help` lists the options. The runner starts each server by
 //! running itself with the hidden `--serve KIND --addr ADDR`.
 #![warn(clippy::undocumented_unsafe_blocks)]
+mod cli;
+mod idle;
 mod load;
 mod raw_epoll;
 mod raw_uring;
@@ -21,168 +25,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+pub use cli::Config;
+use cli::{parse_args, usage};
 use report::{Case, Cell, RunResult, Sample};
-use servers::{Control, ServerStats, KINDS};
-
-const HELP: &str = "\
-usage: cargo run --release --example compare -- [options]
-
-  --quick             small matrix (conns 1,64; sizes 64,4096; stream; 1 round of 0.4 s),
-                      under a minute; exits non-zero unless every server answered without error
-  --servers a,b,...   servers to run (default: all); see the list below
-  --conns 1,16,...    connection counts for request/response (default 1,16,256,1024)
-  --sizes 64,4096     message sizes in bytes (default 64,4096)
-  --no-stream         leave out the streaming case
-  --rounds N          rounds; every round runs every server once per case (default 5)
-  --seconds S         measured seconds per run (default 1)
-  --warmup S          warm-up seconds before each measured window (default 0.3)
-  --server-core N     core the servers are pinned to (default: the second usable core, e.g. 1)
-  --client-core N     core the load generator is pinned to (default: the first, e.g. 0)
-  --out DIR           where JSON, CSV and SVG go (default target/corering-bench)
-
-Figures are medians over the rounds; ratios are medians of the ratios within each round.
-The default matrix takes about 9 minutes. Exit status 1 if any run had an error.
-servers:";
-
-/// The options of one invocation.
-pub struct Config {
-    pub servers: Vec<&'static str>,
-    pub conns: Vec<usize>,
-    pub sizes: Vec<usize>,
-    pub stream: bool,
-    pub rounds: usize,
-    pub seconds: f64,
-    pub warmup: f64,
-    /// `None`: the second core this process may use (the first for the load generator).
-    pub server_core: Option<usize>,
-    pub client_core: Option<usize>,
-    pub out: PathBuf,
-    pub quick: bool,
-}
-
-fn usage(msg: &str) -> ! {
-    eprintln!("compare: {msg} (--help lists the options)");
-    std::process::exit(2);
-}
-
-fn list<T: std::str::FromStr>(v: &str, what: &str) -> Vec<T> {
-    let out: Vec<T> = v
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.trim()
-                .parse()
-                .unwrap_or_else(|_| usage(&format!("bad {what} {s:?}")))
-        })
-        .collect();
-    if out.is_empty() {
-        usage(&format!("empty {what} list"));
-    }
-    out
-}
-
-fn default_out() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
-        return PathBuf::from(dir).join("corering-bench");
-    }
-    // target/<profile>/examples/compare → target/
-    let exe = std::env::current_exe().ok();
-    let target = exe.as_deref().and_then(|e| {
-        let examples = e.parent()?;
-        (examples.file_name()? == "examples").then(|| examples.parent()?.parent())?
-    });
-    target
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("target"))
-        .join("corering-bench")
-}
-
-fn parse_args(args: Vec<String>) -> Config {
-    let mut quick = false;
-    let (mut servers, mut conns, mut sizes) = (None, None, None);
-    let (mut rounds, mut seconds, mut warmup) = (None, None, None);
-    let (mut stream, mut server_core, mut client_core, mut out) = (true, None, None, None);
-    let mut it = args.into_iter();
-    while let Some(flag) = it.next() {
-        let mut value = || {
-            it.next()
-                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
-        };
-        match flag.as_str() {
-            "--help" | "-h" => {
-                println!("{HELP}");
-                for k in KINDS {
-                    println!("  {:<16} {}", k.name, k.about);
-                }
-                std::process::exit(0);
-            }
-            "--quick" => quick = true,
-            "--no-stream" => stream = false,
-            "--servers" => {
-                let names: Vec<String> = list(&value(), "server");
-                servers = Some(
-                    names
-                        .iter()
-                        .map(|n| {
-                            servers::kind(n)
-                                .unwrap_or_else(|| usage(&format!("no server {n:?}")))
-                                .name
-                        })
-                        .collect::<Vec<_>>(),
-                );
-            }
-            "--conns" => conns = Some(list(&value(), "connection count")),
-            "--sizes" => sizes = Some(list(&value(), "size")),
-            "--rounds" => rounds = Some(value().parse().unwrap_or_else(|_| usage("bad --rounds"))),
-            "--seconds" => {
-                seconds = Some(value().parse().unwrap_or_else(|_| usage("bad --seconds")))
-            }
-            "--warmup" => warmup = Some(value().parse().unwrap_or_else(|_| usage("bad --warmup"))),
-            "--server-core" => {
-                server_core = Some(
-                    value()
-                        .parse()
-                        .unwrap_or_else(|_| usage("bad --server-core")),
-                )
-            }
-            "--client-core" => {
-                client_core = Some(
-                    value()
-                        .parse()
-                        .unwrap_or_else(|_| usage("bad --client-core")),
-                )
-            }
-            "--out" => out = Some(PathBuf::from(value())),
-            other => usage(&format!("unknown option {other:?}")),
-        }
-    }
-    let conns: Vec<usize> = conns.unwrap_or(if quick {
-        vec![1, 64]
-    } else {
-        vec![1, 16, 256, 1024]
-    });
-    let sizes: Vec<usize> = sizes.unwrap_or(vec![64, 4096]);
-    if conns.contains(&0) || sizes.contains(&0) {
-        usage("connection counts and sizes must be at least 1");
-    }
-    let cfg = Config {
-        servers: servers.unwrap_or_else(|| KINDS.iter().map(|k| k.name).collect()),
-        conns,
-        sizes,
-        stream,
-        rounds: rounds.unwrap_or(if quick { 1 } else { 5 }).max(1),
-        seconds: seconds.unwrap_or(if quick { 0.4 } else { 1.0 }),
-        warmup: warmup.unwrap_or(if quick { 0.2 } else { 0.3 }),
-        server_core,
-        client_core,
-        out: out.unwrap_or_else(default_out),
-        quick,
-    };
-    if !(cfg.seconds > 0.0 && cfg.warmup >= 0.0) {
-        usage("--seconds must be positive and --warmup not negative");
-    }
-    cfg
-}
+use servers::{Control, ServerStats};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -207,6 +53,9 @@ fn serve_main(args: &[String]) -> ExitCode {
         (Some("--addr"), Some(a)) => a.as_str(),
         _ => "127.0.0.1:0",
     };
+    // The runner raised its own limit before starting us, and we inherit it; a server started
+    // by hand gets the same.
+    sys::raise_nofile();
     match servers::serve(kind, addr) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -348,7 +197,8 @@ fn run_one(launcher: &Launcher, cfg: &Config, server: &str, case: Case) -> RunRe
         Case::Rr { conns, size } => {
             load::request_response(&srv.data, conns, size, warmup, measure, mark)
         }
-        Case::Stream => load::stream(&srv.data, warmup, measure, mark),
+        Case::Stream { conns } => load::stream(&srv.data, conns, warmup, measure, mark),
+        Case::Idle { conns } => return idle::run(srv, conns),
     };
     // The load generator's connections are closed by now; did the server survive?
     let exited = srv.child.try_wait().ok().flatten();
@@ -358,9 +208,10 @@ fn run_one(launcher: &Launcher, cfg: &Config, server: &str, case: Case) -> RunRe
     };
     drop(srv);
     let secs = out.elapsed.as_secs_f64().max(1e-9);
-    let units = match case {
-        Case::Rr { .. } => out.units as f64,
-        Case::Stream => out.units as f64 / (1024.0 * 1024.0),
+    let units = if matches!(case, Case::Rr { .. }) {
+        out.units as f64
+    } else {
+        out.units as f64 / (1024.0 * 1024.0)
     };
     let mut errors = out.errors;
     let mut first_error = out.first_error;
@@ -431,6 +282,7 @@ fn run_one(launcher: &Launcher, cfg: &Config, server: &str, case: Case) -> RunRe
         secs,
         errors,
         first_error,
+        rss: None,
     })
 }
 
@@ -503,6 +355,35 @@ impl Progress {
     }
 }
 
+/// File descriptors a process needs beyond its connections: the listener or epoll fd, the
+/// control connection, the log, the standard streams, a runtime's own (eventfd, ring).
+const SPARE_FDS: usize = 64;
+
+/// Lifts the soft fd limit to the hard limit (the servers inherit it) and fails, saying what
+/// to do, if that is below the largest connection count asked for.
+fn check_fd_limit(cfg: &Config) -> io::Result<()> {
+    let (soft, hard) = sys::raise_nofile();
+    let (count, what) = [
+        (cfg.conns.iter().max(), "--conns"),
+        (cfg.stream.iter().max(), "--stream-conns"),
+        (Some(&cfg.idle), "--idle"),
+    ]
+    .into_iter()
+    .filter_map(|(n, what)| Some((*n?, what)))
+    .max()
+    .unwrap_or((1, "--conns"));
+    let need = count + SPARE_FDS;
+    if (soft as usize) < need {
+        return Err(io::Error::other(format!(
+            "{count} connections ({what}) need about {need} file descriptors in the load \
+             generator and in each server, but RLIMIT_NOFILE allows {soft} (hard limit {hard}); \
+             raise the hard limit (e.g. `ulimit -Hn {need}` as root, or LimitNOFILE= for a \
+             service) or ask for fewer connections"
+        )));
+    }
+    Ok(())
+}
+
 fn run(cfg: &Config) -> io::Result<bool> {
     if cfg!(debug_assertions) {
         eprintln!("compare: WARNING: a debug build; run with --release for meaningful numbers");
@@ -532,14 +413,7 @@ fn run(cfg: &Config) -> io::Result<bool> {
         }
     }
     sys::pin_to(client_core)?;
-    let nofile = sys::raise_nofile();
-    let max_conns = cfg.conns.iter().copied().max().unwrap_or(1);
-    if (nofile as usize) < max_conns + 64 {
-        eprintln!(
-            "compare: WARNING: the fd limit ({nofile}) is below {} connections",
-            max_conns
-        );
-    }
+    check_fd_limit(cfg)?;
     std::fs::create_dir_all(&cfg.out)?;
 
     // Servers that cannot run here are skipped up front, with the reason.
@@ -575,8 +449,9 @@ fn run(cfg: &Config) -> io::Result<bool> {
             cases.push(Case::Rr { conns, size });
         }
     }
-    if cfg.stream {
-        cases.push(Case::Stream);
+    cases.extend(cfg.stream.iter().map(|&conns| Case::Stream { conns }));
+    if cfg.idle > 0 {
+        cases.push(Case::Idle { conns: cfg.idle });
     }
     let mut cells: Vec<Cell> = Vec::new();
     for &case in &cases {
@@ -668,7 +543,7 @@ fn run(cfg: &Config) -> io::Result<bool> {
     }
     progress.finish();
 
-    let summary = report::summarize(cfg, &cells);
+    let summary = report::summarize(&cells);
     let mut stdout = io::stdout().lock();
     let (other, steal) = match (ticks_start, sys::core_ticks(&bench_cores)) {
         (Some(a), Some(b)) => {

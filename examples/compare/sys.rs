@@ -1,4 +1,5 @@
-//! Process plumbing: CPU pinning, the fd limit, a process's CPU time, machine facts.
+//! Process plumbing: CPU pinning, the fd limit, a process's CPU time and memory, machine
+//! facts.
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -34,8 +35,9 @@ pub fn allowed_cores() -> Vec<usize> {
     }
 }
 
-/// Lifts the soft fd limit to the hard limit; returns the soft limit now in force.
-pub fn raise_nofile() -> u64 {
+/// Lifts the soft fd limit (RLIMIT_NOFILE) to the hard limit; returns the soft limit now in
+/// force and the hard limit.
+pub fn raise_nofile() -> (u64, u64) {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -43,7 +45,7 @@ pub fn raise_nofile() -> u64 {
     // SAFETY: getrlimit/setrlimit read and write a live rlimit struct.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 1024;
+            return (1024, 1024);
         }
         if lim.rlim_cur < lim.rlim_max {
             let want = libc::rlimit {
@@ -55,7 +57,7 @@ pub fn raise_nofile() -> u64 {
             }
         }
     }
-    lim.rlim_cur
+    (lim.rlim_cur, lim.rlim_max)
 }
 
 /// CPU time of a process.
@@ -95,6 +97,25 @@ pub fn cpu_time(pid: u32) -> io::Result<CpuTime> {
         user_ns,
         sys_ns,
     })
+}
+
+/// The resident memory of `pid` in bytes: `Rss` of /proc/PID/smaps_rollup (exact), else
+/// `VmRSS` of /proc/PID/status (which the kernel may update late).
+pub fn rss_bytes(pid: u32) -> io::Result<u64> {
+    let from = |file: &str, key: &str| -> Option<u64> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
+        let line = text.lines().find(|l| l.starts_with(key))?;
+        let kib: u64 = line[key.len()..]
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
+    };
+    from("smaps_rollup", "Rss:")
+        .or_else(|| from("status", "VmRSS:"))
+        .ok_or_else(|| io::Error::other(format!("no resident memory figure for process {pid}")))
 }
 
 /// Run time and run-queue wait of all threads of `pid`, in nanoseconds.

@@ -1,0 +1,193 @@
+//! The command line: the help text, the options and their defaults.
+use std::path::{Path, PathBuf};
+
+use crate::servers::{self, KINDS};
+
+const HELP: &str = "\
+usage: cargo run --release --example compare -- [options]
+
+  --quick             small matrix (conns 1,64; sizes 64,4096; stream x1, x16; idle 1000;
+                      1 round of 0.4 s), under a minute; exits non-zero unless every server
+                      answered without error
+  --servers a,b,...   servers to run (default: all); see the list below
+  --conns 1,16,...    connection counts for request/response (default 1,16,256,1024,10000);
+                      the fd limit is raised to the hard limit, which must allow each count
+                      plus a few dozen
+  --sizes 64,4096     message sizes in bytes (default 64,4096)
+  --stream-conns 1,16 connection counts for streaming 64 KiB writes (default 1,16)
+  --no-stream         leave out the streaming cases
+  --idle N            memory per idle connection: the server's RSS growth when N connections
+                      are open, each after one 64 B echo (default 1000; 0 leaves it out)
+  --rounds N          rounds; every round runs every server once per case (default 5)
+  --seconds S         measured seconds per run (default 1)
+  --warmup S          warm-up seconds before each measured window (default 0.3)
+  --server-core N     core the servers are pinned to (default: the second usable core, e.g. 1)
+  --client-core N     core the load generator is pinned to (default: the first, e.g. 0)
+  --out DIR           where JSON, CSV and SVG go (default target/corering-bench)
+
+Figures are medians over the rounds; ratios are medians of the ratios within each round.
+The default matrix takes about 13 minutes. Exit status 1 if any run had an error.
+servers:";
+
+/// The options of one invocation.
+pub struct Config {
+    pub servers: Vec<&'static str>,
+    pub conns: Vec<usize>,
+    pub sizes: Vec<usize>,
+    /// Connection counts of the streaming cases (none: no streaming).
+    pub stream: Vec<usize>,
+    /// Connections of the idle-memory case (0: none).
+    pub idle: usize,
+    pub rounds: usize,
+    pub seconds: f64,
+    pub warmup: f64,
+    /// `None`: the second core this process may use (the first for the load generator).
+    pub server_core: Option<usize>,
+    pub client_core: Option<usize>,
+    pub out: PathBuf,
+    pub quick: bool,
+}
+
+pub fn usage(msg: &str) -> ! {
+    eprintln!("compare: {msg} (--help lists the options)");
+    std::process::exit(2);
+}
+
+fn list<T: std::str::FromStr>(v: &str, what: &str) -> Vec<T> {
+    let out: Vec<T> = v
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.trim()
+                .parse()
+                .unwrap_or_else(|_| usage(&format!("bad {what} {s:?}")))
+        })
+        .collect();
+    if out.is_empty() {
+        usage(&format!("empty {what} list"));
+    }
+    out
+}
+
+fn default_out() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir).join("corering-bench");
+    }
+    // target/<profile>/examples/compare → target/
+    let exe = std::env::current_exe().ok();
+    let target = exe.as_deref().and_then(|e| {
+        let examples = e.parent()?;
+        (examples.file_name()? == "examples").then(|| examples.parent()?.parent())?
+    });
+    target
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("target"))
+        .join("corering-bench")
+}
+
+fn help() -> ! {
+    println!("{HELP}");
+    for k in KINDS {
+        println!("  {:<16} {}", k.name, k.about);
+    }
+    std::process::exit(0);
+}
+
+fn number<T: std::str::FromStr>(v: &str, flag: &str) -> T {
+    v.parse().unwrap_or_else(|_| usage(&format!("bad {flag}")))
+}
+
+fn server_list(v: &str) -> Vec<&'static str> {
+    let names: Vec<String> = list(v, "server");
+    names
+        .iter()
+        .map(|n| {
+            servers::kind(n)
+                .unwrap_or_else(|| usage(&format!("no server {n:?}")))
+                .name
+        })
+        .collect()
+}
+
+/// The options as given: `None` where the default applies.
+#[derive(Default)]
+struct Given {
+    quick: bool,
+    servers: Option<Vec<&'static str>>,
+    conns: Option<Vec<usize>>,
+    sizes: Option<Vec<usize>>,
+    stream: Option<Vec<usize>>,
+    idle: Option<usize>,
+    rounds: Option<usize>,
+    seconds: Option<f64>,
+    warmup: Option<f64>,
+    server_core: Option<usize>,
+    client_core: Option<usize>,
+    out: Option<PathBuf>,
+}
+
+pub fn parse_args(args: Vec<String>) -> Config {
+    let mut g = Given::default();
+    let mut it = args.into_iter();
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "--help" | "-h" => help(),
+            "--quick" => g.quick = true,
+            "--no-stream" => g.stream = Some(Vec::new()),
+            "--servers" => g.servers = Some(server_list(&value())),
+            "--conns" => g.conns = Some(list(&value(), "connection count")),
+            "--sizes" => g.sizes = Some(list(&value(), "size")),
+            "--stream-conns" => g.stream = Some(list(&value(), "streaming connection count")),
+            "--idle" => g.idle = Some(number(&value(), "--idle")),
+            "--rounds" => g.rounds = Some(number(&value(), "--rounds")),
+            "--seconds" => g.seconds = Some(number(&value(), "--seconds")),
+            "--warmup" => g.warmup = Some(number(&value(), "--warmup")),
+            "--server-core" => g.server_core = Some(number(&value(), "--server-core")),
+            "--client-core" => g.client_core = Some(number(&value(), "--client-core")),
+            "--out" => g.out = Some(PathBuf::from(value())),
+            other => usage(&format!("unknown option {other:?}")),
+        }
+    }
+    g.config()
+}
+
+impl Given {
+    /// The options with the defaults filled in (those of `--quick` where it was given).
+    fn config(self) -> Config {
+        let quick = self.quick;
+        let conns = self.conns.unwrap_or(if quick {
+            vec![1, 64]
+        } else {
+            vec![1, 16, 256, 1024, 10000]
+        });
+        let sizes = self.sizes.unwrap_or(vec![64, 4096]);
+        let stream = self.stream.unwrap_or(vec![1, 16]);
+        if [&conns, &sizes, &stream].iter().any(|v| v.contains(&0)) {
+            usage("connection counts and sizes must be at least 1");
+        }
+        let cfg = Config {
+            servers: self
+                .servers
+                .unwrap_or_else(|| KINDS.iter().map(|k| k.name).collect()),
+            conns,
+            sizes,
+            stream,
+            idle: self.idle.unwrap_or(1000),
+            rounds: self.rounds.unwrap_or(if quick { 1 } else { 5 }).max(1),
+            seconds: self.seconds.unwrap_or(if quick { 0.4 } else { 1.0 }),
+            warmup: self.warmup.unwrap_or(if quick { 0.2 } else { 0.3 }),
+            server_core: self.server_core,
+            client_core: self.client_core,
+            out: self.out.unwrap_or_else(default_out),
+            quick,
+        };
+        if !(cfg.seconds > 0.0 && cfg.warmup >= 0.0) {
+            usage("--seconds must be positive and --warmup not negative");
+        }
+        cfg
+    }
+}

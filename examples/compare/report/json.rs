@@ -1,0 +1,182 @@
+//! compare.json: the machine, the options, and every row with its medians, ratios and the
+//! figures of each round. Numbers that are not known (NaN) are written as null.
+use serde_json::{json, Value};
+
+use super::{Case, Cell, Med, Row, Rss, RunInfo, RunResult, Sample, Summary};
+use crate::{servers, Config};
+
+/// A number, or null where it is not finite.
+fn num(x: f64) -> Value {
+    if x.is_finite() {
+        json!(x)
+    } else {
+        Value::Null
+    }
+}
+
+fn opt(x: Option<f64>) -> Value {
+    x.map_or(Value::Null, num)
+}
+
+fn case(c: Case) -> Value {
+    let (kind, conns, size) = c.parts();
+    let kind = if kind == "rr" {
+        "request_response"
+    } else {
+        kind
+    };
+    json!({"kind": kind, "conns": conns, "size": size})
+}
+
+/// Adds the memory figures (idle connections only) to an object.
+fn add_rss(v: &mut Value, rss: Option<Rss>) {
+    if let Some(m) = rss {
+        v["rss_before_bytes"] = num(m.before);
+        v["rss_after_bytes"] = num(m.after);
+        v["rss_per_conn_bytes"] = num(m.per_conn);
+    }
+}
+
+fn sample(s: &Sample) -> Value {
+    let mut v = json!({
+        "rate": num(s.rate),
+        "p50_us": num(s.p50_us),
+        "p99_us": num(s.p99_us),
+        "p999_us": num(s.p999_us),
+        "cpu_us": num(s.cpu_us),
+        "sys_share": num(s.sys_share),
+        "syscalls": opt(s.syscalls),
+        "waits": opt(s.waits),
+        "ops": opt(s.ops),
+        "cq_overflows": s.cq_overflows,
+        "units": s.units,
+        "secs": num(s.secs),
+        "server_busy": num(s.server_busy),
+        "server_wait": num(s.server_wait),
+        "client_busy": num(s.client_busy),
+        "client_wait": num(s.client_wait),
+        "errors": s.errors,
+        "first_error": s.first_error,
+    });
+    add_rss(&mut v, s.rss);
+    v
+}
+
+fn run(r: &RunResult) -> Value {
+    match r {
+        RunResult::Ok(s) => sample(s),
+        RunResult::Failed(why) => json!({ "failed": why }),
+        RunResult::Skipped(why) => json!({ "skipped": why }),
+    }
+}
+
+fn median(m: &Med) -> Value {
+    let mut v = json!({
+        "rate": num(m.rate),
+        "rate_spread": num(m.rate_spread),
+        "p50_us": num(m.p50_us),
+        "p99_us": num(m.p99_us),
+        "p999_us": num(m.p999_us),
+        "cpu_us": num(m.cpu_us),
+        "sys_share": num(m.sys_share),
+        "syscalls": opt(m.syscalls),
+        "waits": opt(m.waits),
+        "ops": opt(m.ops),
+        "cq_overflows": m.cq_overflows,
+    });
+    add_rss(&mut v, m.rss);
+    if m.rss.is_some() {
+        v["rss_spread"] = num(m.rss_spread);
+    }
+    v
+}
+
+/// A (rate, CPU) ratio pair.
+fn pair(p: Option<(f64, f64)>) -> Value {
+    p.map_or(
+        Value::Null,
+        |(rate, cpu)| json!({"rate": num(rate), "cpu_us": num(cpu)}),
+    )
+}
+
+/// A ratio: of rate and CPU, or of memory per idle connection.
+fn vs(p: Option<(f64, f64)>, rss: Option<f64>) -> Value {
+    match rss {
+        Some(x) => json!({ "rss_per_conn_bytes": num(x) }),
+        None => pair(p),
+    }
+}
+
+fn row(r: &Row, cells: &[Cell]) -> Value {
+    let rounds: Vec<Value> = cells
+        .iter()
+        .find(|c| c.server == r.server && c.case == r.case)
+        .map(|c| c.runs.iter().map(|(_, x)| run(x)).collect())
+        .unwrap_or_default();
+    json!({
+        "server": r.server,
+        "floor": servers::kind(r.server).and_then(|k| k.floor),
+        "case": case(r.case),
+        "unit": r.case.unit(),
+        "skipped": r.skipped,
+        "errors": r.errors,
+        "first_error": r.first_error,
+        "rounds_ok": r.rounds_ok,
+        "median": r.med.as_ref().map_or(Value::Null, median),
+        "vs_floor": vs(r.vs_floor, r.rss_vs_floor),
+        "vs_tokio": vs(r.vs_tokio, r.rss_vs_tokio),
+        "rounds": rounds,
+    })
+}
+
+fn machine(info: &RunInfo) -> Value {
+    json!({
+        "kernel": crate::sys::kernel(),
+        "cpu": crate::sys::cpu_model(),
+        "server_core": info.server_core,
+        "client_core": info.client_core,
+        "other_load": num(info.other),
+        "other_load_before": num(info.busy_before),
+        "steal": num(info.steal),
+    })
+}
+
+fn config(cfg: &Config) -> Value {
+    json!({
+        "rounds": cfg.rounds,
+        "seconds": num(cfg.seconds),
+        "warmup": num(cfg.warmup),
+        "conns": cfg.conns,
+        "sizes": cfg.sizes,
+        "stream": !cfg.stream.is_empty(),
+        "stream_conns": cfg.stream,
+        "idle": cfg.idle,
+        "quick": cfg.quick,
+        "server_buffer": servers::BUF,
+    })
+}
+
+/// The whole file.
+pub fn document(cfg: &Config, s: &Summary, cells: &[Cell], info: &RunInfo) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let doc = json!({
+        "tool": "corering examples/compare",
+        "corering_version": env!("CARGO_PKG_VERSION"),
+        "unix_time": now,
+        "machine": machine(info),
+        "config": config(cfg),
+        "units": {
+            "request_response": "rate = requests/s, cpu_us and syscalls per request",
+            "stream": "rate = MiB/s, cpu_us and syscalls per MiB",
+            "idle": "rss_per_conn_bytes = (rss_after_bytes - rss_before_bytes) / conns: the \
+                     growth of the server's resident memory when conns connections are open, \
+                     each after one echo of size bytes; rate and cpu_us are null",
+        },
+        "results": s.rows.iter().map(|r| row(r, cells)).collect::<Vec<_>>(),
+    });
+    let mut text = serde_json::to_string_pretty(&doc).expect("a Value always serializes");
+    text.push('\n');
+    text
+}

@@ -1,0 +1,337 @@
+//! The data model of a comparison: the cases, the figures of each run, and the medians and
+//! ratios over the rounds. The outputs live in the submodules: the terminal table and the
+//! final check (`table`), and the files (`json`, `csv`, `svg`).
+mod case;
+mod csv;
+mod json;
+mod svg;
+mod table;
+
+use std::io;
+use std::path::PathBuf;
+
+use super::servers;
+use super::Config;
+
+pub use case::{Case, IDLE_ECHO, STREAM_CHUNK};
+pub use table::{check, print_table};
+
+/// The figures of one run.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// Requests/s (request/response) or MiB/s (streaming).
+    pub rate: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    /// Server CPU time (user + sys) per request or per MiB, µs.
+    pub cpu_us: f64,
+    /// The system share of that CPU time (0..1; from clock ticks, coarse).
+    pub sys_share: f64,
+    /// Shares of the measured window: the server's CPU time, and the time its threads waited
+    /// for their core while runnable; the same for the load generator's thread.
+    pub server_busy: f64,
+    pub server_wait: f64,
+    pub client_busy: f64,
+    pub client_wait: f64,
+    /// Server syscalls per unit: io_uring_enter, or epoll_wait + the I/O syscalls.
+    pub syscalls: Option<f64>,
+    /// io_uring_enter / epoll_wait calls per unit.
+    pub waits: Option<f64>,
+    /// Operations completed per unit.
+    pub ops: Option<f64>,
+    pub cq_overflows: u64,
+    /// Requests or bytes in the window, and its length.
+    pub units: u64,
+    pub secs: f64,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    /// The idle-connection case only: the server's resident memory.
+    pub rss: Option<Rss>,
+}
+
+/// A server's resident memory before and after it took the idle connections, in bytes, and
+/// the growth per connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Rss {
+    pub before: f64,
+    pub after: f64,
+    pub per_conn: f64,
+}
+
+pub enum RunResult {
+    Ok(Sample),
+    Skipped(String),
+    Failed(String),
+}
+
+/// Every run of one server in one case.
+pub struct Cell {
+    pub server: &'static str,
+    pub case: Case,
+    /// Each run with the round it ran in.
+    pub runs: Vec<(usize, RunResult)>,
+    pub skipped: Option<String>,
+}
+
+impl Cell {
+    /// The runs that finished.
+    fn samples(&self) -> Vec<&Sample> {
+        self.runs
+            .iter()
+            .filter_map(|(_, r)| match r {
+                RunResult::Ok(s) => Some(s),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Medians over the rounds that ran.
+#[derive(Clone, Debug, Default)]
+pub struct Med {
+    pub rate: f64,
+    /// Half the range of the rate over the rounds, relative to the median (0.05 = ±5%).
+    pub rate_spread: f64,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub p999_us: f64,
+    pub cpu_us: f64,
+    pub sys_share: f64,
+    pub syscalls: Option<f64>,
+    pub waits: Option<f64>,
+    pub ops: Option<f64>,
+    pub cq_overflows: u64,
+    /// Idle connections: the medians of the memory figures, and the spread of the growth
+    /// per connection (as `rate_spread`).
+    pub rss: Option<Rss>,
+    pub rss_spread: f64,
+}
+
+impl Med {
+    /// No figures: every number unknown.
+    fn unknown() -> Med {
+        Med {
+            rate: f64::NAN,
+            rate_spread: f64::NAN,
+            p50_us: f64::NAN,
+            p99_us: f64::NAN,
+            p999_us: f64::NAN,
+            cpu_us: f64::NAN,
+            sys_share: f64::NAN,
+            rss_spread: f64::NAN,
+            ..Med::default()
+        }
+    }
+
+    fn of(samples: &[&Sample]) -> Med {
+        let col = |f: fn(&Sample) -> f64| median(samples.iter().map(|s| f(s)).collect());
+        let opt =
+            |f: fn(&Sample) -> Option<f64>| median_opt(samples.iter().map(|s| f(s)).collect());
+        let rate = col(|s| s.rate);
+        let rss = rss_median(samples);
+        Med {
+            rate,
+            rate_spread: spread(samples.iter().map(|s| s.rate), rate),
+            p50_us: col(|s| s.p50_us),
+            p99_us: col(|s| s.p99_us),
+            p999_us: col(|s| s.p999_us),
+            cpu_us: col(|s| s.cpu_us),
+            sys_share: col(|s| s.sys_share),
+            syscalls: opt(|s| s.syscalls),
+            waits: opt(|s| s.waits),
+            ops: opt(|s| s.ops),
+            cq_overflows: samples.iter().map(|s| s.cq_overflows).sum(),
+            rss,
+            rss_spread: spread(
+                samples.iter().filter_map(|s| s.rss.map(|m| m.per_conn)),
+                rss.map_or(f64::NAN, |m| m.per_conn),
+            ),
+        }
+    }
+}
+
+/// The medians of the memory figures of the runs that have them.
+fn rss_median(samples: &[&Sample]) -> Option<Rss> {
+    let rss: Vec<Rss> = samples.iter().filter_map(|s| s.rss).collect();
+    let col = |f: fn(&Rss) -> f64| median(rss.iter().map(f).collect());
+    (!rss.is_empty()).then(|| Rss {
+        before: col(|m| m.before),
+        after: col(|m| m.after),
+        per_conn: col(|m| m.per_conn),
+    })
+}
+
+pub struct Row {
+    pub server: &'static str,
+    pub case: Case,
+    pub skipped: Option<String>,
+    pub med: Option<Med>,
+    pub rounds_ok: usize,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    /// This server ÷ its floor and ÷ tokio: (rate ratio, CPU ratio).
+    pub vs_floor: Option<(f64, f64)>,
+    pub vs_tokio: Option<(f64, f64)>,
+    /// Idle connections: memory per connection ÷ the floor's and ÷ tokio's.
+    pub rss_vs_floor: Option<f64>,
+    pub rss_vs_tokio: Option<f64>,
+}
+
+impl Row {
+    /// The row of one cell, without the ratios.
+    fn of(cell: &Cell) -> Row {
+        let samples = cell.samples();
+        let mut errors: u64 = samples.iter().map(|s| s.errors).sum();
+        let mut first_error = samples.iter().find_map(|s| s.first_error.clone());
+        for (_, r) in &cell.runs {
+            if let RunResult::Failed(why) = r {
+                errors += 1;
+                first_error.get_or_insert(why.clone());
+            }
+        }
+        Row {
+            server: cell.server,
+            case: cell.case,
+            skipped: cell.skipped.clone(),
+            med: (!samples.is_empty()).then(|| Med::of(&samples)),
+            rounds_ok: samples.len(),
+            errors,
+            first_error,
+            vs_floor: None,
+            vs_tokio: None,
+            rss_vs_floor: None,
+            rss_vs_tokio: None,
+        }
+    }
+}
+
+pub struct Summary {
+    pub rows: Vec<Row>,
+    pub cases: Vec<Case>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.retain(|x| x.is_finite());
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn median_opt(v: Vec<Option<f64>>) -> Option<f64> {
+    let some: Vec<f64> = v.into_iter().flatten().collect();
+    (!some.is_empty()).then(|| median(some))
+}
+
+/// Half the range of `values` relative to their median `med`; unknown for a single value.
+fn spread(values: impl Iterator<Item = f64>, med: f64) -> f64 {
+    let (n, lo, hi) = values.fold((0, f64::INFINITY, 0.0f64), |(n, lo, hi), r| {
+        (n + 1, lo.min(r), hi.max(r))
+    });
+    if n > 1 && med > 0.0 {
+        (hi - lo) / 2.0 / med
+    } else {
+        f64::NAN
+    }
+}
+
+/// The (round, figure) of every finished run of `server` in `case`.
+fn by_round(cells: &[Cell], server: &str, case: Case, f: Figure) -> Vec<(usize, f64)> {
+    cells
+        .iter()
+        .filter(|c| c.server == server && c.case == case && c.skipped.is_none())
+        .flat_map(|c| c.runs.iter())
+        .filter_map(|(round, r)| match r {
+            RunResult::Ok(s) => Some((*round, f(s))),
+            _ => None,
+        })
+        .collect()
+}
+
+type Figure = fn(&Sample) -> f64;
+
+/// `server` ÷ `base` in `case`: the median over the rounds of the ratios within each round
+/// (the two ran minutes apart at most, so drift that hits a whole round cancels).
+fn ratio(cells: &[Cell], server: &str, base: &str, case: Case, f: Figure) -> Option<f64> {
+    let theirs = by_round(cells, base, case, f);
+    let ratios: Vec<f64> = by_round(cells, server, case, f)
+        .into_iter()
+        .filter_map(|(round, x)| theirs.iter().find(|t| t.0 == round).map(|t| x / t.1))
+        .collect();
+    (!ratios.is_empty()).then(|| median(ratios))
+}
+
+/// The rate and CPU ratios of `server` ÷ `base`.
+fn paired(cells: &[Cell], server: &str, base: &str, case: Case) -> Option<(f64, f64)> {
+    let rate = ratio(cells, server, base, case, |s| s.rate)?;
+    Some((rate, ratio(cells, server, base, case, |s| s.cpu_us)?))
+}
+
+fn rss_per_conn(s: &Sample) -> f64 {
+    s.rss.map_or(f64::NAN, |m| m.per_conn)
+}
+
+/// Fills in the ratios of `row` against its floor and against tokio.
+fn ratios(cells: &[Cell], row: &mut Row) {
+    let (server, case) = (row.server, row.case);
+    let floor = servers::kind(server).and_then(|k| k.floor);
+    let tokio = (server != "tokio").then_some("tokio");
+    if let Case::Idle { .. } = case {
+        row.rss_vs_floor = floor.and_then(|b| ratio(cells, server, b, case, rss_per_conn));
+        row.rss_vs_tokio = tokio.and_then(|b| ratio(cells, server, b, case, rss_per_conn));
+    } else {
+        row.vs_floor = floor.and_then(|b| paired(cells, server, b, case));
+        row.vs_tokio = tokio.and_then(|b| paired(cells, server, b, case));
+    }
+}
+
+/// The rows of every cell, with the ratios against the floor of the same kernel interface
+/// and against tokio.
+pub fn summarize(cells: &[Cell]) -> Summary {
+    let mut cases: Vec<Case> = Vec::new();
+    for cell in cells {
+        if !cases.contains(&cell.case) {
+            cases.push(cell.case);
+        }
+    }
+    let mut rows: Vec<Row> = cells.iter().map(Row::of).collect();
+    for row in rows.iter_mut() {
+        ratios(cells, row);
+    }
+    Summary { rows, cases }
+}
+
+/// Where the run ran, and how quiet the machine was.
+pub struct RunInfo {
+    pub server_core: usize,
+    pub client_core: usize,
+    /// Share of the two cores' time that other processes used just before the start.
+    pub busy_before: f64,
+    /// Share of the two cores' time used by processes other than the runner and its servers
+    /// during the run, and the share the hypervisor stole.
+    pub other: f64,
+    pub steal: f64,
+}
+
+/// Writes compare.json, compare.csv and compare.svg into the output directory.
+pub fn write_files(
+    cfg: &Config,
+    s: &Summary,
+    cells: &[Cell],
+    info: &RunInfo,
+) -> io::Result<Vec<PathBuf>> {
+    let json_path = cfg.out.join("compare.json");
+    std::fs::write(&json_path, json::document(cfg, s, cells, info))?;
+    let csv_path = cfg.out.join("compare.csv");
+    std::fs::write(&csv_path, csv::table(s))?;
+    let svg_path = cfg.out.join("compare.svg");
+    std::fs::write(&svg_path, svg::chart(cfg, s))?;
+    Ok(vec![json_path, csv_path, svg_path])
+}
