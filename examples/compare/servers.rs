@@ -205,7 +205,6 @@ fn corering_server(choice: corering::BackendChoice, addr: &str) -> io::Result<()
     let stats_rt = rt.clone();
     rt.block_on(async move {
         use corering::net::TcpListener;
-        use corering::IoBuf;
         let listener = TcpListener::bind(addr)?;
         let ctl = TcpListener::bind("127.0.0.1:0")?;
         ready(listener.local_addr()?, Some(ctl.local_addr()?));

@@ -112,11 +112,6 @@ impl BufPool {
         Ok(BufPool(Rc::new(inner)))
     }
 
-    /// Whether the kernel picks the buffers (a registered ring).
-    pub fn is_ring(&self) -> bool {
-        self.0.ring.is_some()
-    }
-
     /// Ring pools: whether the kernel has any buffer left to pick.
     pub fn ring_has_buffers(&self) -> bool {
         self.0.ring.as_ref().is_some_and(|r| r.in_ring.get() > 0)
@@ -124,10 +119,6 @@ impl BufPool {
 
     pub fn buf_size(&self) -> usize {
         self.0.size
-    }
-
-    pub fn count(&self) -> u16 {
-        self.0.count
     }
 
     /// Fresh allocations made because the pool was empty.
@@ -179,7 +170,7 @@ impl BufPool {
     }
 
     /// The buffer a completion named (`bid`), holding its first `len` bytes. Ring pools only.
-    pub fn from_kernel(&self, bid: u16, len: usize) -> PooledBuf {
+    pub fn kernel_filled(&self, bid: u16, len: usize) -> PooledBuf {
         let ring = self
             .0
             .ring

@@ -152,7 +152,8 @@ impl Writer {
         }
         let rescue = self.orphans.then(|| self.rescue.clone());
         if self.zero_copy(buf.bytes_init()) {
-            return op::send_zc::SendZc::new(self.fd.clone(), buf, rescue).await;
+            // Boxed: it is for large writes, and it would double every write future's size.
+            return Box::pin(op::send_zc::SendZc::new(self.fd.clone(), buf, rescue)).await;
         }
         Op::on(&self.fd, op::Send::new(self.fd.clone(), buf, rescue)).await
     }

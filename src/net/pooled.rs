@@ -23,7 +23,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use super::half::Reader;
-use crate::buf::{BufPool, IoBuf, IoBufMut, PooledBuf};
+use crate::buf::{BufPool, IoBufMut, PooledBuf};
 use crate::driver::{ReadMode, CQE_F_MORE};
 use crate::op::multi::Multishot;
 use crate::op::pooled::{arm_recv, Readable, RecvRest, RecvSelect};
@@ -60,21 +60,28 @@ impl Reader {
             let mut driver = driver.borrow_mut();
             (driver.pool()?, driver.read_mode())
         };
-        if let Some(rescued) = self.rescued(&pool).await {
-            return rescued;
+        // The rare paths are boxed: an idle connection's task holds this future, and its
+        // size is the connection's memory (`recv_multishot` waits in a small `poll_fn`).
+        if self.rescue.as_ref().is_some_and(|r| r.is_pending()) {
+            if let Some(rescued) = Box::pin(self.rescued(&pool)).await {
+                return rescued;
+            }
         }
         match mode {
             ReadMode::Multishot => self.recv_multishot(&pool).await,
-            ReadMode::Select => {
-                let op = RecvSelect::new(self.fd.clone(), pool.clone(), self.rescue.clone());
-                match Op::on(&self.fd, op).await {
-                    Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                        self.recv_when_readable(&pool).await
-                    }
-                    res => res,
-                }
-            }
+            ReadMode::Select => Box::pin(self.recv_select(&pool)).await,
             ReadMode::Readiness => self.recv_when_readable(&pool).await,
+        }
+    }
+
+    /// One buffer-select recv (5.19); an empty ring falls back to a readiness wait.
+    async fn recv_select(&self, pool: &BufPool) -> io::Result<Option<PooledBuf>> {
+        let op = RecvSelect::new(self.fd.clone(), pool.clone(), self.rescue.clone());
+        match Op::on(&self.fd, op).await {
+            Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                self.recv_when_readable(pool).await
+            }
+            res => res,
         }
     }
 
@@ -91,16 +98,8 @@ impl Reader {
     /// From the standing multishot recv, arming it if needed.
     async fn recv_multishot(&self, pool: &BufPool) -> io::Result<Option<PooledBuf>> {
         loop {
-            {
-                let mut st = self.pooled.borrow_mut();
-                if st.multi.is_none() {
-                    if st.starved && !pool.ring_has_buffers() {
-                        drop(st);
-                        return self.recv_when_readable(pool).await;
-                    }
-                    st.starved = false;
-                    st.multi = Some(arm_recv(&self.fd, pool)?);
-                }
+            if self.arm_if_needed(pool)?.is_err() {
+                return Box::pin(self.recv_when_readable(pool)).await;
             }
             let next = poll_fn(|cx| {
                 crate::op::cancel::poll_standing(|| {
@@ -116,7 +115,7 @@ impl Reader {
             if flags & CQE_F_MORE == 0 {
                 self.pooled.borrow_mut().multi = None;
             }
-            let buf = io_uring::cqueue::buffer_select(flags).map(|b| pool.from_kernel(b, 0));
+            let buf = io_uring::cqueue::buffer_select(flags).map(|b| pool.kernel_filled(b, 0));
             match (res, buf) {
                 (n, Some(mut buf)) if n > 0 => {
                     // SAFETY: the kernel wrote `n` bytes at the start of this buffer.
@@ -127,13 +126,27 @@ impl Reader {
                 (e, _) if e == -libc::ENOBUFS => {
                     pool.note_exhausted();
                     self.pooled.borrow_mut().starved = true;
-                    return self.recv_when_readable(pool).await;
+                    return Box::pin(self.recv_when_readable(pool)).await;
                 }
                 (e, _) if e < 0 => return Err(io::Error::from_raw_os_error(-e)),
                 // A count with no buffer named: the kernel broke its word; read on.
                 _ => {}
             }
         }
+    }
+
+    /// Arms the standing recv unless it is armed; `Err(())` inside: the ring is still empty
+    /// since the last `ENOBUFS`, read by readiness instead.
+    fn arm_if_needed(&self, pool: &BufPool) -> io::Result<Result<(), ()>> {
+        let mut st = self.pooled.borrow_mut();
+        if st.multi.is_none() {
+            if st.starved && !pool.ring_has_buffers() {
+                return Ok(Err(()));
+            }
+            st.starved = false;
+            st.multi = Some(arm_recv(&self.fd, pool)?);
+        }
+        Ok(Ok(()))
     }
 
     /// Waits for readiness holding nothing, then reads into a buffer taken from the pool.
@@ -193,7 +206,7 @@ impl Reader {
         while let Some((res, flags)) = poll_fn(|cx| multi.poll_next(cx)).await {
             let buf = io_uring::cqueue::buffer_select(flags);
             let pool = crate::context::current_driver().borrow_mut().pool();
-            let buf = buf.zip(pool.ok()).map(|(b, pool)| pool.from_kernel(b, 0));
+            let buf = buf.zip(pool.ok()).map(|(b, pool)| pool.kernel_filled(b, 0));
             match (res, buf) {
                 (n, Some(mut buf)) if n > 0 => {
                     // SAFETY: the kernel wrote `n` bytes at the start of this buffer.
@@ -217,16 +230,19 @@ impl Reader {
     }
 }
 
+/// One boxed `recv_pooled` future.
+type PooledRead<'a> = Pin<Box<dyn Future<Output = io::Result<Option<PooledBuf>>> + 'a>>;
+
 /// The pooled reads of a stream as a [`Stream`](futures_core::Stream) of buffers, ending at
 /// end of stream (from `pooled_stream` on a stream or read half). Each item costs one small
 /// allocation for its future; `recv_pooled` in a loop costs none.
 pub struct PooledStream<'a> {
     reader: &'a Reader,
-    next: Option<Pin<Box<dyn Future<Output = io::Result<Option<PooledBuf>>> + 'a>>>,
+    next: Option<PooledRead<'a>>,
 }
 
 impl<'a> PooledStream<'a> {
-    pub(crate) fn new(reader: &'a Reader) -> PooledStream<'a> {
+    pub(super) fn new(reader: &'a Reader) -> PooledStream<'a> {
         PooledStream { reader, next: None }
     }
 }

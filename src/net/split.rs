@@ -50,6 +50,8 @@ impl OwnedReadHalf {
     read_methods!(reader);
 
     /// Puts the halves of one stream back together; halves of two streams are handed back.
+    // The error hands both halves back, as they are.
+    #[allow(clippy::result_large_err)]
     pub fn reunite(self, write: OwnedWriteHalf) -> Result<TcpStream, ReuniteError> {
         if !self.reader.fd.same(&write.writer.fd) {
             return Err(ReuniteError(self, write));

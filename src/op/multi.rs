@@ -58,11 +58,6 @@ impl<R: MultiOrphan + 'static> Multishot<R> {
         Poll::Ready(Some((res, flags)))
     }
 
-    /// Whether the op has completions its owner has not taken yet, or may get more.
-    pub fn is_live(&self) -> bool {
-        self.index.is_some()
-    }
-
     /// Completions waiting to be taken.
     pub fn queued(&self) -> usize {
         let Some(index) = self.index else { return 0 };

@@ -32,7 +32,7 @@ impl MultiOrphan for RecvRest {
 
     fn release(&mut self, _res: i32, flags: u32) {
         if let Some(bid) = cqueue::buffer_select(flags) {
-            drop(self.pool.from_kernel(bid, 0));
+            drop(self.pool.kernel_filled(bid, 0));
         }
         if flags & CQE_F_MORE == 0 && self.orphaned {
             self.fd.answered();
@@ -97,7 +97,7 @@ impl OpCode for RecvSelect {
     }
 
     fn complete(self, res: io::Result<u32>) -> Self::Output {
-        let buf = self.bid.map(|bid| self.pool.from_kernel(bid, 0));
+        let buf = self.bid.map(|bid| self.pool.kernel_filled(bid, 0));
         let n = res?;
         match buf {
             Some(mut buf) if n > 0 => {
@@ -117,7 +117,7 @@ impl OpCode for RecvSelect {
     fn finish_orphaned(mut self, res: io::Result<u32>) {
         self.fd.answered();
         // Taken back into the pool when dropped, after its bytes went to the rescue.
-        let mut buf = self.bid.take().map(|bid| self.pool.from_kernel(bid, 0));
+        let mut buf = self.bid.take().map(|bid| self.pool.kernel_filled(bid, 0));
         let Some(rescue) = self.rescue.of_orphan() else {
             return;
         };
