@@ -10,6 +10,7 @@
 mod load;
 mod raw_epoll;
 mod raw_uring;
+mod raw_uring_ms;
 mod report;
 mod servers;
 mod sys;
