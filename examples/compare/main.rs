@@ -14,6 +14,7 @@ mod idle;
 mod load;
 mod raw_epoll;
 mod raw_uring;
+mod raw_uring_ms;
 mod report;
 mod servers;
 mod sys;

@@ -45,6 +45,12 @@ pub const KINDS: &[ServerKind] = &[
         about: "hand-written io_uring loop (io-uring crate): accept/recv/send, no runtime",
     },
     ServerKind {
+        name: "raw-uring-ms",
+        floor: None,
+        uring: true,
+        about: "hand-written: multishot accept + multishot recv into a buffer ring, DEFER_TASKRUN, registered ring fd",
+    },
+    ServerKind {
         name: "raw-epoll",
         floor: None,
         uring: false,
@@ -157,6 +163,7 @@ pub fn serve(kind: &str, addr: &str) -> io::Result<()> {
         "corering-uring" => corering_server(corering::BackendChoice::Uring, addr),
         "corering-epoll" => corering_server(corering::BackendChoice::Epoll, addr),
         "raw-uring" => super::raw_uring::serve(addr),
+        "raw-uring-ms" => super::raw_uring_ms::serve(addr),
         "raw-epoll" => super::raw_epoll::serve(addr),
         "tokio" => tokio_server(addr),
         "monoio-uring" => monoio_uring_server(addr),
