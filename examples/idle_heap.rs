@@ -14,8 +14,16 @@ fn main() {
         let mut clients = Vec::new();
         let mut warm = std::net::TcpStream::connect(a).unwrap();
         let (mut s, _) = l.accept().await.unwrap();
-        std::io::Write::write_all(&mut warm, b"x").unwrap();
-        let _ = s.recv_pooled().await;
+        std::io::Write::write_all(&mut warm, b"xy").unwrap();
+        {
+            let p = s.recv_pooled().await.unwrap().unwrap();
+            let ws = std::mem::size_of_val(&s.write_all(p));
+            let rs = std::mem::size_of_val(&s.recv_pooled());
+            eprintln!(
+                "sizes: recv_pooled {rs} write_all(PooledBuf) {ws} stream {}",
+                std::mem::size_of_val(&s)
+            );
+        }
         let before = heap();
         const N: usize = 1000;
         let mut held = Vec::new();
@@ -27,22 +35,36 @@ fn main() {
         let mid = heap();
         println!("streams only: {}", (mid - before) / N);
         let mode = std::env::var("MODE").unwrap_or_default();
+        let mut first = true;
         for mut s in held {
             match mode.as_str() {
                 "pending" => drop(corering::spawn(async move {
                     std::future::pending::<()>().await;
                     drop(s);
                 })),
+                "pad" => drop(corering::spawn(async move {
+                    let pad = [1u8; 400];
+                    std::future::pending::<()>().await;
+                    drop(s);
+                    std::hint::black_box(pad);
+                })),
                 "recv" => drop(corering::spawn(async move {
                     while let Ok(Some(_buf)) = s.recv_pooled().await {}
                 })),
-                _ => drop(corering::spawn(async move {
-                    while let Ok(Some(buf)) = s.recv_pooled().await {
-                        if s.write_all(buf).await.0.is_err() {
-                            return;
+                _ => {
+                    let task = async move {
+                        while let Ok(Some(buf)) = s.recv_pooled().await {
+                            if s.write_all(buf).await.0.is_err() {
+                                return;
+                            }
                         }
+                    };
+                    if first {
+                        eprintln!("sizes: echo task {}", std::mem::size_of_val(&task));
+                        first = false;
                     }
-                })),
+                    drop(corering::spawn(task))
+                }
             }
         }
         for _ in 0..20 {

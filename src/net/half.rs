@@ -1,8 +1,11 @@
 //! The I/O of one side of a stream, shared by [`TcpStream`](super::TcpStream) and its halves.
 use std::cell::{Cell, RefCell};
 use std::fmt;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 
 use super::pooled::PooledState;
 use crate::buf::{BufResult, IoBuf, IoBufMut};
@@ -143,19 +146,48 @@ impl Reader {
     }
 }
 
+/// One write: the send op itself, or (boxed, so that every write future stays the size of a
+/// send op: a parked connection's task holds it) the rare kinds, a write that first waits for
+/// cancelled writes and a zero-copy send.
+enum WriteOp<'a, B: IoBuf> {
+    Send(Op<op::Send<B>>),
+    Boxed(Pin<Box<dyn Future<Output = BufResult<usize, B>> + 'a>>),
+}
+
+impl<B: IoBuf> Future for WriteOp<'_, B> {
+    type Output = BufResult<usize, B>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.get_mut() {
+            WriteOp::Send(op) => Pin::new(op).poll(cx),
+            WriteOp::Boxed(fut) => fut.as_mut().poll(cx),
+        }
+    }
+}
+
 impl Writer {
-    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        if !self.rescue.is_clear() {
-            if let Err(e) = self.rescue.check().await {
-                return (Err(e), buf);
-            }
-        }
+    fn write_op<B: IoBuf>(&self, buf: B) -> WriteOp<'_, B> {
         let rescue = self.orphans.then(|| self.rescue.clone());
-        if self.zero_copy(buf.bytes_init()) {
-            // Boxed: it is for large writes, and it would double every write future's size.
-            return Box::pin(op::send_zc::SendZc::new(self.fd.clone(), buf, rescue)).await;
+        if !self.rescue.is_clear() {
+            return WriteOp::Boxed(Box::pin(async move {
+                if let Err(e) = self.rescue.check().await {
+                    return (Err(e), buf);
+                }
+                Op::on(&self.fd, op::Send::new(self.fd.clone(), buf, rescue)).await
+            }));
         }
-        Op::on(&self.fd, op::Send::new(self.fd.clone(), buf, rescue)).await
+        if self.zero_copy(buf.bytes_init()) {
+            let send = op::send_zc::SendZc::new(self.fd.clone(), buf, rescue);
+            return WriteOp::Boxed(Box::pin(send));
+        }
+        WriteOp::Send(Op::on(
+            &self.fd,
+            op::Send::new(self.fd.clone(), buf, rescue),
+        ))
+    }
+
+    pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        self.write_op(buf).await
     }
 
     /// Whether a write of `len` bytes goes out as a zero-copy send.
@@ -186,7 +218,7 @@ impl Writer {
             if guard.written == total {
                 break Ok(());
             }
-            let (res, slice) = self.write(buf.slice(guard.written..total)).await;
+            let (res, slice) = self.write_op(buf.slice(guard.written..total)).await;
             buf = slice.into_inner();
             match res {
                 Ok(0) => {
@@ -232,8 +264,8 @@ macro_rules! read_methods {
         ///
         /// Cancel-safe: bytes that arrive for a dropped call go to the next read. Plain reads
         /// may be mixed with pooled ones; bytes keep their order.
-        pub async fn recv_pooled(&mut self) -> io::Result<Option<crate::PooledBuf>> {
-            self.$($reader)+.recv_pooled().await
+        pub fn recv_pooled(&mut self) -> crate::net::RecvPooled<'_> {
+            self.$($reader)+.recv_pooled()
         }
 
         /// [`recv_pooled`](Self::recv_pooled) as a stream of buffers, ending at end of stream.

@@ -10,7 +10,7 @@ mod stream;
 
 pub use half::PartialWrite;
 pub use listener::{Incoming, ListenOptions, TcpListener, ACCEPT_QUEUE_MAX};
-pub use pooled::PooledStream;
+pub use pooled::{PooledStream, RecvPooled};
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
 pub use stream::{TcpStream, Unread};
 

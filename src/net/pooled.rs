@@ -38,6 +38,8 @@ pub(super) struct PooledState {
     front: Option<PooledBuf>,
     /// The last multishot recv ended with `ENOBUFS`: re-arm only once the ring has buffers.
     starved: bool,
+    /// The core's pool and the read mode, once looked up.
+    pool: Option<(BufPool, ReadMode)>,
 }
 
 impl std::fmt::Debug for PooledState {
@@ -49,27 +51,76 @@ impl std::fmt::Debug for PooledState {
     }
 }
 
+/// What one step of the standing multishot recv gave.
+enum Step {
+    Ready(io::Result<Option<PooledBuf>>),
+    Pending,
+    /// The ring ran dry (`ENOBUFS` now, or still empty since): read by readiness instead.
+    Starved,
+}
+
 impl Reader {
     /// The next bytes, in a buffer of the pool; `Ok(None)` at end of stream.
-    pub async fn recv_pooled(&self) -> io::Result<Option<PooledBuf>> {
-        if let Some(front) = self.pooled.borrow_mut().front.take() {
-            return Ok(Some(front));
+    pub fn recv_pooled(&self) -> RecvPooled<'_> {
+        RecvPooled {
+            reader: self,
+            slow: None,
         }
-        let (pool, mode) = {
-            let driver = crate::context::current_driver();
-            let mut driver = driver.borrow_mut();
-            (driver.pool()?, driver.read_mode())
+    }
+
+    /// The core's pool and how pooled reads work here (looked up once per stream).
+    fn pool_and_mode(&self) -> io::Result<(BufPool, ReadMode)> {
+        if let Some(known) = &self.pooled.borrow().pool {
+            return Ok(known.clone());
+        }
+        let driver = crate::context::current_driver();
+        let mut driver = driver.borrow_mut();
+        let known = (driver.pool()?, driver.read_mode());
+        self.pooled.borrow_mut().pool = Some(known.clone());
+        Ok(known)
+    }
+
+    /// The no-allocation path of a pooled read: a buffer a plain read left, or the standing
+    /// multishot recv's next completion. `None`: take the slow path.
+    fn poll_fast(&self, cx: &mut Context<'_>) -> Option<Poll<io::Result<Option<PooledBuf>>>> {
+        if let Some(front) = self.pooled.borrow_mut().front.take() {
+            return Some(Poll::Ready(Ok(Some(front))));
+        }
+        let (pool, mode) = match self.pool_and_mode() {
+            Ok(known) => known,
+            Err(e) => return Some(Poll::Ready(Err(e))),
         };
-        // The rare paths are boxed: an idle connection's task holds this future, and its
-        // size is the connection's memory (`recv_multishot` waits in a small `poll_fn`).
-        if self.rescue.as_ref().is_some_and(|r| r.is_pending()) {
-            if let Some(rescued) = Box::pin(self.rescued(&pool)).await {
-                return rescued;
-            }
+        let rescued = self.rescue.as_ref().is_some_and(|r| r.is_pending());
+        if mode != ReadMode::Multishot || rescued {
+            return None;
+        }
+        match self.poll_multishot(&pool, cx) {
+            Step::Ready(res) => Some(Poll::Ready(res)),
+            Step::Pending => Some(Poll::Pending),
+            Step::Starved => None,
+        }
+    }
+
+    /// The slow path (boxed by `RecvPooled`): rescued bytes, the 5.19 and readiness modes,
+    /// and a multishot stream whose ring ran dry.
+    async fn recv_pooled_slow(&self) -> io::Result<Option<PooledBuf>> {
+        let (pool, mode) = self.pool_and_mode()?;
+        if let Some(rescued) = self.rescued(&pool).await {
+            return rescued;
         }
         match mode {
-            ReadMode::Multishot => self.recv_multishot(&pool).await,
-            ReadMode::Select => Box::pin(self.recv_select(&pool)).await,
+            ReadMode::Multishot => {
+                let step = poll_fn(|cx| match self.poll_multishot(&pool, cx) {
+                    Step::Ready(res) => Poll::Ready(Some(res)),
+                    Step::Pending => Poll::Pending,
+                    Step::Starved => Poll::Ready(None),
+                });
+                match step.await {
+                    Some(res) => res,
+                    None => self.recv_when_readable(&pool).await,
+                }
+            }
+            ReadMode::Select => self.recv_select(&pool).await,
             ReadMode::Readiness => self.recv_when_readable(&pool).await,
         }
     }
@@ -95,19 +146,23 @@ impl Reader {
         }
     }
 
-    /// From the standing multishot recv, arming it if needed.
-    async fn recv_multishot(&self, pool: &BufPool) -> io::Result<Option<PooledBuf>> {
+    /// The standing multishot recv's next completion, arming it if needed.
+    fn poll_multishot(&self, pool: &BufPool, cx: &mut Context<'_>) -> Step {
         loop {
-            if self.arm_if_needed(pool)?.is_err() {
-                return Box::pin(self.recv_when_readable(pool)).await;
+            match self.arm_if_needed(pool) {
+                Err(e) => return Step::Ready(Err(e)),
+                Ok(Err(())) => return Step::Starved,
+                Ok(Ok(())) => {}
             }
-            let next = poll_fn(|cx| {
-                crate::op::cancel::poll_standing(|| {
-                    let mut st = self.pooled.borrow_mut();
-                    st.multi.as_mut().expect("armed above").poll_next(cx)
-                })
-            })
-            .await?;
+            let polled = crate::op::cancel::poll_standing(|| {
+                let mut st = self.pooled.borrow_mut();
+                st.multi.as_mut().expect("armed above").poll_next(cx)
+            });
+            let next = match polled {
+                Poll::Pending => return Step::Pending,
+                Poll::Ready(Err(e)) => return Step::Ready(Err(e)),
+                Poll::Ready(Ok(next)) => next,
+            };
             let Some((res, flags)) = next else {
                 self.pooled.borrow_mut().multi = None;
                 continue;
@@ -120,15 +175,15 @@ impl Reader {
                 (n, Some(mut buf)) if n > 0 => {
                     // SAFETY: the kernel wrote `n` bytes at the start of this buffer.
                     unsafe { buf.set_init(n as usize) };
-                    return Ok(Some(buf));
+                    return Step::Ready(Ok(Some(buf)));
                 }
-                (0, _) => return Ok(None),
+                (0, _) => return Step::Ready(Ok(None)),
                 (e, _) if e == -libc::ENOBUFS => {
                     pool.note_exhausted();
                     self.pooled.borrow_mut().starved = true;
-                    return Box::pin(self.recv_when_readable(pool)).await;
+                    return Step::Starved;
                 }
-                (e, _) if e < 0 => return Err(io::Error::from_raw_os_error(-e)),
+                (e, _) if e < 0 => return Step::Ready(Err(io::Error::from_raw_os_error(-e))),
                 // A count with no buffer named: the kernel broke its word; read on.
                 _ => {}
             }
@@ -230,20 +285,51 @@ impl Reader {
     }
 }
 
-/// One boxed `recv_pooled` future.
-type PooledRead<'a> = Pin<Box<dyn Future<Output = io::Result<Option<PooledBuf>>> + 'a>>;
+/// The slow path of one pooled read, boxed.
+type SlowRead<'a> = Pin<Box<dyn Future<Output = io::Result<Option<PooledBuf>>> + 'a>>;
+
+/// The future of `recv_pooled`. Small (a parked connection's task holds it): the multishot
+/// path runs inline, the rare paths (and every read on epoll and older kernels) in a box.
+pub struct RecvPooled<'a> {
+    reader: &'a Reader,
+    slow: Option<SlowRead<'a>>,
+}
+
+impl Future for RecvPooled<'_> {
+    type Output = io::Result<Option<PooledBuf>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if this.slow.is_none() {
+            if let Some(fast) = this.reader.poll_fast(cx) {
+                return fast;
+            }
+            this.slow = Some(Box::pin(this.reader.recv_pooled_slow()));
+        }
+        let slow = this.slow.as_mut().expect("set above");
+        let res = std::task::ready!(slow.as_mut().poll(cx));
+        this.slow = None;
+        Poll::Ready(res)
+    }
+}
+
+impl std::fmt::Debug for RecvPooled<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvPooled").finish_non_exhaustive()
+    }
+}
 
 /// The pooled reads of a stream as a [`Stream`](futures_core::Stream) of buffers, ending at
-/// end of stream (from `pooled_stream` on a stream or read half). Each item costs one small
-/// allocation for its future; `recv_pooled` in a loop costs none.
+/// end of stream (from `pooled_stream` on a stream or read half).
 pub struct PooledStream<'a> {
-    reader: &'a Reader,
-    next: Option<PooledRead<'a>>,
+    next: RecvPooled<'a>,
 }
 
 impl<'a> PooledStream<'a> {
     pub(super) fn new(reader: &'a Reader) -> PooledStream<'a> {
-        PooledStream { reader, next: None }
+        PooledStream {
+            next: reader.recv_pooled(),
+        }
     }
 }
 
@@ -251,13 +337,7 @@ impl futures_core::Stream for PooledStream<'_> {
     type Item = io::Result<PooledBuf>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        let reader = this.reader;
-        let next = this
-            .next
-            .get_or_insert_with(|| Box::pin(reader.recv_pooled()));
-        let res = std::task::ready!(next.as_mut().poll(cx));
-        this.next = None;
+        let res = std::task::ready!(Pin::new(&mut self.get_mut().next).poll(cx));
         Poll::Ready(res.transpose())
     }
 }

@@ -252,6 +252,31 @@ pub(crate) struct TaskSlot {
     pub control: Rc<dyn TaskControl>,
 }
 
+/// A task's future, which hands its output to the join state. Written by hand: an
+/// `async move { done.finish(future.await) }` block keeps the moved-in future twice (as the
+/// captured value and as the awaited one), doubling every task's memory.
+struct Finishing<F: Future> {
+    future: F,
+    done: Option<Rc<JoinState<F::Output>>>,
+}
+
+impl<F: Future> Future for Finishing<F> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        // SAFETY: `future` is structurally pinned (never moved while `self` is pinned, and
+        // not touched by a Drop impl); `done` is not pinned and is Unpin.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: as above.
+        let future = unsafe { Pin::new_unchecked(&mut this.future) };
+        let out = std::task::ready!(future.poll(cx));
+        if let Some(done) = this.done.take() {
+            done.finish(Ok(out));
+        }
+        Poll::Ready(())
+    }
+}
+
 /// Spawns `future` on `core`.
 pub(crate) fn spawn_on_core<F>(core: &Core, future: F) -> JoinHandle<F::Output>
 where
@@ -266,10 +291,9 @@ where
         scheduled: AtomicBool::new(false),
     });
     let state = Rc::new(JoinState::new(waker.clone()));
-    let done = state.clone();
-    let task = async move {
-        let out = future.await;
-        done.finish(Ok(out));
+    let task = Finishing {
+        future,
+        done: Some(state.clone()),
     };
     entry.insert(TaskSlot {
         future: Some(Box::pin(task)),
