@@ -126,8 +126,8 @@ impl BufPool {
         self.0.overflows.get()
     }
 
-    /// Buffers out of the pool now: held by the application, queued on a stream, or named
-    /// by a completion not yet handed out.
+    /// Buffers out of the pool now: held by the application, or queued on a stream (taken
+    /// by the kernel and named by a completion not yet handed out).
     pub fn in_use(&self) -> u64 {
         let home = match &self.0.ring {
             Some(ring) => ring.in_ring.get(),
@@ -169,14 +169,18 @@ impl BufPool {
         }
     }
 
-    /// The buffer a completion named (`bid`), holding its first `len` bytes. Ring pools only.
+    /// The kernel took a buffer from the ring (a completion named it; the driver calls this
+    /// as it reaps, whoever then holds the buffer).
+    pub fn note_consumed(&self) {
+        if let Some(ring) = &self.0.ring {
+            ring.in_ring.set(ring.in_ring.get().saturating_sub(1));
+        }
+    }
+
+    /// The buffer a completion named (`bid`), holding its first `len` bytes. Ring pools only
+    /// (a stream's pooled state refuses to mix runtimes, so a plain pool never gets here).
     pub fn kernel_filled(&self, bid: u16, len: usize) -> PooledBuf {
-        let ring = self
-            .0
-            .ring
-            .as_ref()
-            .expect("only ring pools lend to the kernel");
-        ring.in_ring.set(ring.in_ring.get().saturating_sub(1));
+        debug_assert!(self.0.ring.is_some(), "only ring pools lend to the kernel");
         PooledBuf {
             pool: self.0.clone(),
             backing: Backing::Pool(bid % self.0.count),

@@ -66,6 +66,12 @@ pub(crate) struct MultiSlot {
     waker: Option<Waker>,
     /// The last completion (no `F_MORE`) is in `queue`: the kernel has let go of the op.
     ended: bool,
+    /// Completions queued untaken at which the op is paused (cancelled: its owner re-arms it
+    /// once it takes them), so an owner that stops taking them stops the kernel too (a
+    /// listener nobody accepts from holds no more fds, a stream nobody reads holds no more
+    /// buffers and its peer meets TCP's flow control). 0: no bound.
+    limit: u16,
+    paused: bool,
 }
 
 /// The state of one slot.
@@ -115,8 +121,10 @@ pub(crate) struct OpTable {
     /// is gone never reaches the next op filed under the same index.
     gens: Vec<u32>,
     next_gen: u32,
-    /// How many slots are `Orphaned`.
+    /// How many slots are `Orphaned` (or `MultiOrphaned`).
     orphaned: usize,
+    /// Multishot ops to pause (see `MultiSlot::limit`).
+    to_pause: Vec<usize>,
 }
 
 impl OpTable {
@@ -203,7 +211,13 @@ impl OpTable {
                 }
                 m.queue.push_back((res, flags));
                 m.ended = flags & CQE_F_MORE == 0;
-                m.waker.take().map_or(OnComplete::Nothing, OnComplete::Wake)
+                let full = m.limit > 0 && m.queue.len() >= usize::from(m.limit);
+                if full && !m.ended && !m.paused {
+                    m.paused = true;
+                    self.to_pause.push(index);
+                }
+                let waker = m.waker.take();
+                waker.map_or(OnComplete::Nothing, OnComplete::Wake)
             }
             Lifecycle::MultiOrphaned(rest) => {
                 rest.release(res, flags);
@@ -219,15 +233,24 @@ impl OpTable {
         }
     }
 
-    /// Files a new multishot op; its index is its token.
-    pub fn insert_multi(&mut self) -> usize {
+    /// Files a new multishot op, paused once `limit` completions wait untaken (0: never);
+    /// its index is its token.
+    pub fn insert_multi(&mut self, limit: u16) -> usize {
         let index = self.slots.insert(Lifecycle::Multi(MultiSlot {
             queue: VecDeque::new(),
             waker: None,
             ended: false,
+            limit,
+            paused: false,
         }));
         self.new_generation(index);
         index
+    }
+
+    /// The multishot ops that reached their bound since the last call: the caller cancels
+    /// them.
+    pub fn take_pauses(&mut self) -> Vec<usize> {
+        std::mem::take(&mut self.to_pause)
     }
 
     /// The next completion of the multishot op in `index`, and whether it was the last (the
@@ -248,14 +271,6 @@ impl OpTable {
             self.slots.remove(index);
         }
         Poll::Ready((res, flags, last))
-    }
-
-    /// How many completions of the multishot op in `index` wait for its owner.
-    pub fn multi_queued(&self, index: usize) -> usize {
-        match self.slots.get(index) {
-            Some(Lifecycle::Multi(m)) => m.queue.len(),
-            _ => 0,
-        }
     }
 
     /// The owner of the multishot op in `index` is gone: `rest` releases what its queued

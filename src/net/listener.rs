@@ -4,8 +4,9 @@
 //! on: the kernel accepts connection after connection into a queue that `accept` takes from,
 //! and a dropped `accept` future loses nothing (the next one gets the connection). The accept
 //! is re-armed whenever it ends (an error such as EMFILE ends it; the error goes to the
-//! `accept` that takes it), and paused while more than [`ACCEPT_QUEUE_MAX`] connections wait
-//! untaken. Below 5.19, and on epoll, each `accept` is one op; one left behind by a dropped
+//! `accept` that takes it), and paused (by the driver, as completions arrive) once
+//! [`ACCEPT_QUEUE_MAX`] connections wait untaken; the next `accept` re-arms it. (One kernel
+//! turn may first take a whole burst from the backlog, which the listen backlog bounds.) Below 5.19, and on epoll, each `accept` is one op; one left behind by a dropped
 //! future is kept for the next `accept` too.
 use std::cell::RefCell;
 use std::future::Future;
@@ -27,7 +28,7 @@ use crate::sys::{self, syscall};
 /// Connections a standing multishot accept may queue before it is paused (cancelled, and
 /// re-armed once `accept` has taken them): a listener nobody accepts from does not take up
 /// fds without bound.
-pub const ACCEPT_QUEUE_MAX: usize = 128;
+pub const ACCEPT_QUEUE_MAX: u16 = 128;
 
 /// The accept in flight, if any.
 enum Pending {
@@ -175,9 +176,6 @@ impl TcpListener {
                         *pending = Pending::Idle;
                         continue;
                     };
-                    if multi.queued() > ACCEPT_QUEUE_MAX {
-                        multi.cancel();
-                    }
                     // Our own pause (or shutdown, which `accept` reports itself) ended it.
                     if res == -libc::ECANCELED {
                         continue;
@@ -209,7 +207,7 @@ impl TcpListener {
                 .kind()
                 .is_some_and(|k| k == crate::BackendKind::Uring);
         if multishot {
-            return arm_accept(&self.fd).map(Pending::Multi);
+            return arm_accept(&self.fd, ACCEPT_QUEUE_MAX).map(Pending::Multi);
         }
         Ok(Pending::Single(Op::on(
             &self.fd,

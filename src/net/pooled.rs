@@ -17,14 +17,16 @@
 //!
 //! Once a multishot recv is armed, plain reads of the stream take their bytes from it too (the
 //! two would race for the socket's bytes), so bytes keep their order whichever read is used.
+use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
+use std::rc::{Rc, Weak};
 use std::task::{Context, Poll};
 
 use super::half::Reader;
 use crate::buf::{BufPool, IoBufMut, PooledBuf};
-use crate::driver::{ReadMode, CQE_F_MORE};
+use crate::driver::{Driver, ReadMode, CQE_F_MORE};
 use crate::op::multi::Multishot;
 use crate::op::pooled::{arm_recv, Readable, RecvRest, RecvSelect};
 use crate::op::{Op, Recv};
@@ -38,8 +40,8 @@ pub(super) struct PooledState {
     front: Option<PooledBuf>,
     /// The last multishot recv ended with `ENOBUFS`: re-arm only once the ring has buffers.
     starved: bool,
-    /// The core's pool and the read mode, once looked up.
-    pool: Option<(BufPool, ReadMode)>,
+    /// The pool and the read mode of the runtime they were looked up on.
+    pool: Option<(BufPool, ReadMode, Weak<RefCell<Driver>>)>,
 }
 
 impl std::fmt::Debug for PooledState {
@@ -49,6 +51,14 @@ impl std::fmt::Debug for PooledState {
             .field("front", &self.front.as_ref().map(|b| b.len()))
             .finish()
     }
+}
+
+fn other_runtime() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "this stream's pooled reads are armed on another runtime's ring (of this thread): \
+         read it on that runtime",
+    )
 }
 
 /// What one step of the standing multishot recv gave.
@@ -68,15 +78,39 @@ impl Reader {
         }
     }
 
-    /// The core's pool and how pooled reads work here (looked up once per stream).
+    /// The core's pool and how pooled reads work here (looked up once per stream and
+    /// runtime). A stream whose standing recv is armed on another runtime's ring (moved
+    /// between two runtimes of one thread) gets an error: that ring's completions and buffers
+    /// belong there.
     fn pool_and_mode(&self) -> io::Result<(BufPool, ReadMode)> {
-        if let Some(known) = &self.pooled.borrow().pool {
-            return Ok(known.clone());
+        let here = crate::context::with_current(|c| Rc::as_ptr(&c.driver));
+        {
+            // The common case: looked up on this runtime already, nothing armed elsewhere.
+            let st = self.pooled.borrow();
+            if let (Some((pool, mode, on)), Some(here)) = (&st.pool, here) {
+                let armed_here = st.multi.as_ref().is_none_or(|m| m.is_on_ptr(here));
+                if on.as_ptr() == here && armed_here {
+                    return Ok((pool.clone(), *mode));
+                }
+            }
         }
         let driver = crate::context::current_driver();
-        let mut driver = driver.borrow_mut();
-        let known = (driver.pool()?, driver.read_mode());
-        self.pooled.borrow_mut().pool = Some(known.clone());
+        {
+            let st = self.pooled.borrow();
+            if st.multi.as_ref().is_some_and(|m| !m.is_on(&driver)) {
+                return Err(other_runtime());
+            }
+            if let Some((pool, mode, on)) = &st.pool {
+                if on.as_ptr() == Rc::as_ptr(&driver) {
+                    return Ok((pool.clone(), *mode));
+                }
+            }
+        }
+        let known = {
+            let mut d = driver.borrow_mut();
+            (d.pool()?, d.read_mode())
+        };
+        self.pooled.borrow_mut().pool = Some((known.0.clone(), known.1, Rc::downgrade(&driver)));
         Ok(known)
     }
 
@@ -178,6 +212,8 @@ impl Reader {
                     return Step::Ready(Ok(Some(buf)));
                 }
                 (0, _) => return Step::Ready(Ok(None)),
+                // Paused by the driver (too many buffers queued untaken): re-arm.
+                (e, _) if e == -libc::ECANCELED => {}
                 (e, _) if e == -libc::ENOBUFS => {
                     pool.note_exhausted();
                     self.pooled.borrow_mut().starved = true;
@@ -253,6 +289,16 @@ impl Reader {
         if let Some(front) = self.pooled.borrow_mut().front.take() {
             bytes.extend_from_slice(&front);
         }
+        let driver = crate::context::current_driver();
+        if self
+            .pooled
+            .borrow()
+            .multi
+            .as_ref()
+            .is_some_and(|m| !m.is_on(&driver))
+        {
+            return (bytes, Some(other_runtime()));
+        }
         let Some(mut multi) = self.pooled.borrow_mut().multi.take() else {
             return (bytes, None);
         };
@@ -260,7 +306,7 @@ impl Reader {
         let mut error = None;
         while let Some((res, flags)) = poll_fn(|cx| multi.poll_next(cx)).await {
             let buf = io_uring::cqueue::buffer_select(flags);
-            let pool = crate::context::current_driver().borrow_mut().pool();
+            let pool = driver.borrow_mut().pool();
             let buf = buf.zip(pool.ok()).map(|(b, pool)| pool.kernel_filled(b, 0));
             match (res, buf) {
                 (n, Some(mut buf)) if n > 0 => {

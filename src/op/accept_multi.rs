@@ -31,8 +31,9 @@ impl MultiOrphan for AcceptRest {
     }
 }
 
-/// Arms a multishot accept on the listening socket `fd` (new sockets are close-on-exec).
-pub(crate) fn arm_accept(fd: &SharedFd) -> std::io::Result<Multishot<AcceptRest>> {
+/// Arms a multishot accept on the listening socket `fd` (new sockets are close-on-exec),
+/// paused once `limit` connections wait untaken.
+pub(crate) fn arm_accept(fd: &SharedFd, limit: u16) -> std::io::Result<Multishot<AcceptRest>> {
     let entry = opcode::AcceptMulti::new(types::Fd(fd.raw()))
         .flags(libc::SOCK_CLOEXEC)
         .build();
@@ -40,5 +41,5 @@ pub(crate) fn arm_accept(fd: &SharedFd) -> std::io::Result<Multishot<AcceptRest>
         fd: fd.clone(),
         orphaned: false,
     };
-    Multishot::arm(entry, rest)
+    Multishot::arm(entry, rest, limit)
 }

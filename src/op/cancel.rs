@@ -152,6 +152,9 @@ pub(crate) fn cancelled_now() -> Option<io::Error> {
 /// it; while it has nothing, a cancelled scope ends the poll with its error instead. Nothing
 /// is lost: what the op gets later goes to the next poll.
 pub(crate) fn poll_standing<T>(poll: impl FnOnce() -> Poll<T>) -> Poll<io::Result<T>> {
+    if !any_entered() {
+        return poll().map(Ok);
+    }
     let polled = {
         let _aside = set_aside();
         poll()

@@ -25,11 +25,12 @@ pub(crate) struct Multishot<R: MultiOrphan + 'static> {
 }
 
 impl<R: MultiOrphan + 'static> Multishot<R> {
-    /// Arms `entry` on the current core's io_uring driver.
-    pub fn arm(entry: squeue::Entry, rest: R) -> io::Result<Multishot<R>> {
+    /// Arms `entry` on the current core's io_uring driver, paused once `limit` completions
+    /// wait untaken (its owner re-arms it when it wants more).
+    pub fn arm(entry: squeue::Entry, rest: R, limit: u16) -> io::Result<Multishot<R>> {
         let driver = crate::context::current_driver();
         let index = match driver.borrow_mut().uring() {
-            Some(uring) => uring.arm_multi(entry)?,
+            Some(uring) => uring.arm_multi(entry, limit)?,
             None => return Err(io::Error::from(io::ErrorKind::Unsupported)),
         };
         Ok(Multishot {
@@ -58,11 +59,14 @@ impl<R: MultiOrphan + 'static> Multishot<R> {
         Poll::Ready(Some((res, flags)))
     }
 
-    /// Completions waiting to be taken.
-    pub fn queued(&self) -> usize {
-        let Some(index) = self.index else { return 0 };
-        let mut driver = self.driver.borrow_mut();
-        driver.uring().map_or(0, |u| u.multi_queued(index))
+    /// Whether the op runs on `driver`.
+    pub fn is_on(&self, driver: &Rc<RefCell<Driver>>) -> bool {
+        Rc::ptr_eq(&self.driver, driver)
+    }
+
+    /// Whether the op runs on the driver at `driver`.
+    pub fn is_on_ptr(&self, driver: *const RefCell<Driver>) -> bool {
+        std::ptr::eq(Rc::as_ptr(&self.driver), driver)
     }
 
     /// Asks the op to end; its owner takes its completions up to the last.

@@ -40,6 +40,10 @@ impl MultiOrphan for RecvRest {
     }
 }
 
+/// Buffers a standing recv may fill for a stream that does not read them before it is paused
+/// (its peer then meets TCP's flow control, and other streams keep the rest of the ring).
+pub(crate) const RECV_QUEUE_MAX: u16 = 16;
+
 /// Arms a multishot recv on `fd`, the kernel picking buffers from `pool`'s ring.
 pub(crate) fn arm_recv(fd: &SharedFd, pool: &BufPool) -> io::Result<Multishot<RecvRest>> {
     let entry = opcode::RecvMulti::new(types::Fd(fd.raw()), BGID).build();
@@ -48,7 +52,7 @@ pub(crate) fn arm_recv(fd: &SharedFd, pool: &BufPool) -> io::Result<Multishot<Re
         pool: pool.clone(),
         orphaned: false,
     };
-    Multishot::arm(entry, rest)
+    Multishot::arm(entry, rest, RECV_QUEUE_MAX)
 }
 
 /// One recv into a buffer the kernel picks from the ring when bytes arrive (5.19). `Ok(None)`

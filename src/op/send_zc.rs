@@ -89,7 +89,7 @@ impl<B: IoBuf> SendZc<B> {
             .build();
         let mut driver = self.driver.borrow_mut();
         let uring = driver.uring().ok_or(io::ErrorKind::Unsupported)?;
-        let index = uring.arm_multi(entry)?;
+        let index = uring.arm_multi(entry, 0)?;
         uring.stats.zero_copy_sends += 1;
         Ok(index)
     }

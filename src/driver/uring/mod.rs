@@ -230,14 +230,22 @@ impl UringDriver {
         let dropped = cq.overflow();
         for cqe in &mut cq {
             n += 1;
+            if let (Some(pool), Some(_)) = (&self.pool, cqueue::buffer_select(cqe.flags())) {
+                // The kernel took this buffer from the ring (whoever gets it now).
+                pool.note_consumed();
+            }
             handle_cqe(
                 &cqe,
                 &mut self.ops,
                 &mut self.ready,
                 &mut self.stats,
-                &mut self.wake_armed,
-                self.wake_fd,
+                (&mut self.wake_armed, self.wake_fd),
+                self.pool.as_ref(),
             );
+        }
+        drop(cq);
+        for index in self.ops.take_pauses() {
+            self.cancel(index);
         }
         if dropped != self.last_dropped {
             self.stats.cq_dropped += u64::from(dropped.wrapping_sub(self.last_dropped));
@@ -373,8 +381,8 @@ fn handle_cqe(
     ops: &mut OpTable,
     ready: &mut Ready,
     stats: &mut DriverStats,
-    wake_armed: &mut bool,
-    wake_fd: RawFd,
+    (wake_armed, wake_fd): (&mut bool, RawFd),
+    pool: Option<&BufPool>,
 ) {
     match cqe.user_data() {
         WAKE_TOKEN => {
@@ -387,8 +395,14 @@ fn handle_cqe(
             if cqe.flags() & CQE_F_MORE == 0 {
                 stats.ops_completed += 1;
             }
-            if let Some(index) = ops.index_of(user_data) {
-                ready.push(ops.complete(index, cqe.result(), cqe.flags()));
+            match ops.index_of(user_data) {
+                Some(index) => ready.push(ops.complete(index, cqe.result(), cqe.flags())),
+                // No op to take its buffer (none should be missing): back to the ring.
+                None => {
+                    if let (Some(pool), Some(bid)) = (pool, cqueue::buffer_select(cqe.flags())) {
+                        drop(pool.kernel_filled(bid, 0));
+                    }
+                }
             }
         }
     }

@@ -14,12 +14,13 @@ use crate::buf::{BufPool, BGID};
 use crate::driver::MultiOrphan;
 
 impl UringDriver {
-    /// Queues a multishot `entry`; its slot index names it from then on.
-    pub fn arm_multi(&mut self, entry: squeue::Entry) -> io::Result<usize> {
+    /// Queues a multishot `entry`, paused (cancelled) once `limit` completions wait untaken
+    /// (0: never); its slot index names it from then on.
+    pub fn arm_multi(&mut self, entry: squeue::Entry, limit: u16) -> io::Result<usize> {
         if self.leaked {
             return Err(io::Error::other("the io_uring driver was abandoned"));
         }
-        let index = self.ops.insert_multi();
+        let index = self.ops.insert_multi(limit);
         if let Err(e) = self.push(entry.user_data(self.ops.user_data(index))) {
             self.ops.remove(index);
             return Err(e);
@@ -32,11 +33,6 @@ impl UringDriver {
     /// last one the index names nothing.
     pub fn poll_multi(&mut self, index: usize, cx: &mut Context<'_>) -> Poll<(i32, u32, bool)> {
         self.ops.poll_multi(index, cx.waker())
-    }
-
-    /// How many completions of the op in `index` wait for its owner.
-    pub fn multi_queued(&self, index: usize) -> usize {
-        self.ops.multi_queued(index)
     }
 
     /// The owner of the multishot op in `index` is gone: `rest` releases what it produced
