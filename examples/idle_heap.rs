@@ -67,8 +67,16 @@ fn main() {
                 }
             }
         }
+        // One small echo on each, as compare's idle case does.
+        for c in &mut clients {
+            std::io::Write::write_all(c, b"x").unwrap();
+        }
         for _ in 0..20 {
-            corering::yield_now().await;
+            corering::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        for c in &mut clients {
+            let mut byte = [0];
+            std::io::Read::read_exact(c, &mut byte).unwrap();
         }
         let after = heap();
         println!(

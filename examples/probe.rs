@@ -39,6 +39,8 @@ fn main() {
                 println!("io_uring opcodes missing: {}", list(&u.opcodes_missing));
                 println!("io_uring ext_arg:         {}", u.ext_arg);
                 println!("io_uring tier:            {}", u.tier);
+                println!("io_uring fast path:       {}", list(&u.fast_path));
+                println!("io_uring offered, off:    {}", list(&u.kept_off));
                 for (i, attempt) in u.attempts.iter().enumerate() {
                     println!("setup attempt {}: {attempt}", i + 1);
                 }
@@ -52,12 +54,16 @@ fn main() {
         }
         if name == "auto" {
             // One line for scripts (ci/kernel-matrix reads it).
-            let (tier, flags) = match info.uring() {
-                Some(u) => (u.tier.to_string(), u.setup_flags.join(" ")),
-                None => ("-".to_string(), String::new()),
+            let (tier, flags, fast) = match info.uring() {
+                Some(u) => (
+                    u.tier.to_string(),
+                    u.setup_flags.join(" "),
+                    u.fast_path.join(" "),
+                ),
+                None => ("-".to_string(), String::new(), String::new()),
             };
             println!(
-                "summary: backend={} tier={tier} flags=[{flags}]",
+                "summary: backend={} tier={tier} flags=[{flags}] fast=[{fast}]",
                 info.kind()
             );
         }

@@ -153,8 +153,11 @@ pub(crate) enum ReadMode {
     Multishot,
     /// One recv with buffer select per read (5.19).
     Select,
-    /// Wait for readiness holding nothing, then take a buffer and read (epoll, older kernels).
+    /// Wait for readiness holding nothing (a POLL_ADD), then take a buffer and read (io_uring
+    /// before 5.19, or capped below it).
     Readiness,
+    /// The same on epoll, where the read never parks (it is tried after readiness).
+    Epoll,
 }
 
 /// Counters one core's driver keeps.
@@ -314,7 +317,8 @@ impl Driver {
         match self {
             Driver::Uring(d) if d.caps.multishot_recv && d.caps.buf_ring => ReadMode::Multishot,
             Driver::Uring(d) if d.caps.buf_ring => ReadMode::Select,
-            _ => ReadMode::Readiness,
+            Driver::Uring(_) => ReadMode::Readiness,
+            Driver::Epoll(_) => ReadMode::Epoll,
         }
     }
 

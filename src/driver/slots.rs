@@ -62,6 +62,10 @@ pub(crate) trait MultiOrphan {
 
 /// One multishot op's completions, in order, until its owner takes them.
 pub(crate) struct MultiSlot {
+    /// The oldest completion, when it is the only one: most owners take each completion
+    /// before the next comes, and an idle stream should not keep a queue's allocation.
+    first: Option<(i32, u32)>,
+    /// Completions after `first`, oldest first.
     queue: VecDeque<(i32, u32)>,
     waker: Option<Waker>,
     /// The last completion (no `F_MORE`) is in `queue`: the kernel has let go of the op.
@@ -72,6 +76,24 @@ pub(crate) struct MultiSlot {
     /// buffers and its peer meets TCP's flow control). 0: no bound.
     limit: u16,
     paused: bool,
+}
+
+impl MultiSlot {
+    fn push(&mut self, cqe: (i32, u32)) {
+        if self.first.is_none() && self.queue.is_empty() {
+            self.first = Some(cqe);
+        } else {
+            self.queue.push_back(cqe);
+        }
+    }
+
+    fn pop(&mut self) -> Option<(i32, u32)> {
+        self.first.take().or_else(|| self.queue.pop_front())
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.queue.len()
+    }
 }
 
 /// The state of one slot.
@@ -209,9 +231,9 @@ impl OpTable {
                 if m.ended {
                     return OnComplete::Nothing;
                 }
-                m.queue.push_back((res, flags));
+                m.push((res, flags));
                 m.ended = flags & CQE_F_MORE == 0;
-                let full = m.limit > 0 && m.queue.len() >= usize::from(m.limit);
+                let full = m.limit > 0 && m.len() >= usize::from(m.limit);
                 if full && !m.ended && !m.paused {
                     m.paused = true;
                     self.to_pause.push(index);
@@ -237,6 +259,7 @@ impl OpTable {
     /// its index is its token.
     pub fn insert_multi(&mut self, limit: u16) -> usize {
         let index = self.slots.insert(Lifecycle::Multi(MultiSlot {
+            first: None,
             queue: VecDeque::new(),
             waker: None,
             ended: false,
@@ -259,14 +282,14 @@ impl OpTable {
         let Some(Lifecycle::Multi(m)) = self.slots.get_mut(index) else {
             unreachable!("multishot slot {index} polled after its owner gave it up")
         };
-        let Some((res, flags)) = m.queue.pop_front() else {
+        let Some((res, flags)) = m.pop() else {
             match &mut m.waker {
                 Some(w) if w.will_wake(waker) => {}
                 w => *w = Some(waker.clone()),
             }
             return Poll::Pending;
         };
-        let last = m.ended && m.queue.is_empty();
+        let last = m.ended && m.len() == 0;
         if last {
             self.slots.remove(index);
         }
@@ -288,7 +311,7 @@ impl OpTable {
         let Lifecycle::Multi(m) = slot else {
             unreachable!("matched Multi above")
         };
-        for (res, flags) in m.queue.drain(..) {
+        while let Some((res, flags)) = m.pop() {
             rest.release(res, flags);
         }
         if m.ended {

@@ -74,6 +74,7 @@ impl Reader {
     pub fn recv_pooled(&self) -> RecvPooled<'_> {
         RecvPooled {
             reader: self,
+            wait: None,
             slow: None,
         }
     }
@@ -116,7 +117,11 @@ impl Reader {
 
     /// The no-allocation path of a pooled read: a buffer a plain read left, or the standing
     /// multishot recv's next completion. `None`: take the slow path.
-    fn poll_fast(&self, cx: &mut Context<'_>) -> Option<Poll<io::Result<Option<PooledBuf>>>> {
+    fn poll_fast(
+        &self,
+        wait: &mut Option<Op<Readable>>,
+        cx: &mut Context<'_>,
+    ) -> Option<Poll<io::Result<Option<PooledBuf>>>> {
         if let Some(front) = self.pooled.borrow_mut().front.take() {
             return Some(Poll::Ready(Ok(Some(front))));
         }
@@ -124,14 +129,51 @@ impl Reader {
             Ok(known) => known,
             Err(e) => return Some(Poll::Ready(Err(e))),
         };
-        let rescued = self.rescue.as_ref().is_some_and(|r| r.is_pending());
-        if mode != ReadMode::Multishot || rescued {
+        if self.rescue.as_ref().is_some_and(|r| r.is_pending()) {
             return None;
         }
-        match self.poll_multishot(&pool, cx) {
-            Step::Ready(res) => Some(Poll::Ready(res)),
-            Step::Pending => Some(Poll::Pending),
-            Step::Starved => None,
+        match mode {
+            ReadMode::Multishot => match self.poll_multishot(&pool, cx) {
+                Step::Ready(res) => Some(Poll::Ready(res)),
+                Step::Pending => Some(Poll::Pending),
+                Step::Starved => None,
+            },
+            ReadMode::Epoll => self.poll_epoll(&pool, wait, cx),
+            ReadMode::Select | ReadMode::Readiness => None,
+        }
+    }
+
+    /// The epoll path, inline: a readiness wait (parked in `wait`, holding nothing), then one
+    /// non-blocking recv into a pool buffer, which on epoll completes in the poll that makes
+    /// it. `None` (never expected): the slow path takes over.
+    fn poll_epoll(
+        &self,
+        pool: &BufPool,
+        wait: &mut Option<Op<Readable>>,
+        cx: &mut Context<'_>,
+    ) -> Option<Poll<io::Result<Option<PooledBuf>>>> {
+        loop {
+            let readable =
+                wait.get_or_insert_with(|| Op::on(&self.fd, Readable::new(self.fd.clone())));
+            match Pin::new(readable).poll(cx) {
+                Poll::Pending => return Some(Poll::Pending),
+                Poll::Ready(res) => {
+                    *wait = None;
+                    if let Err(e) = res {
+                        return Some(Poll::Ready(Err(e)));
+                    }
+                }
+            }
+            let recv = Recv::new(self.fd.clone(), pool.take(), None).nowait();
+            let mut recv = Op::on(&self.fd, recv);
+            match Pin::new(&mut recv).poll(cx) {
+                Poll::Ready((Ok(0), _)) => return Some(Poll::Ready(Ok(None))),
+                Poll::Ready((Ok(_), buf)) => return Some(Poll::Ready(Ok(Some(buf)))),
+                Poll::Ready((Err(e), _)) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Poll::Ready((Err(e), _)) => return Some(Poll::Ready(Err(e))),
+                // Nothing is in the kernel on epoll: dropping it frees it at once.
+                Poll::Pending => return None,
+            }
         }
     }
 
@@ -155,7 +197,7 @@ impl Reader {
                 }
             }
             ReadMode::Select => self.recv_select(&pool).await,
-            ReadMode::Readiness => self.recv_when_readable(&pool).await,
+            ReadMode::Readiness | ReadMode::Epoll => self.recv_when_readable(&pool).await,
         }
     }
 
@@ -338,6 +380,8 @@ type SlowRead<'a> = Pin<Box<dyn Future<Output = io::Result<Option<PooledBuf>>> +
 /// path runs inline, the rare paths (and every read on epoll and older kernels) in a box.
 pub struct RecvPooled<'a> {
     reader: &'a Reader,
+    /// epoll: the readiness wait in progress.
+    wait: Option<Op<Readable>>,
     slow: Option<SlowRead<'a>>,
 }
 
@@ -347,7 +391,7 @@ impl Future for RecvPooled<'_> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         if this.slow.is_none() {
-            if let Some(fast) = this.reader.poll_fast(cx) {
+            if let Some(fast) = this.reader.poll_fast(&mut this.wait, cx) {
                 return fast;
             }
             this.slow = Some(Box::pin(this.reader.recv_pooled_slow()));

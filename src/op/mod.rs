@@ -61,8 +61,9 @@ pub(crate) struct Op<T: OpCode> {
     driver: Rc<RefCell<Driver>>,
     slot: OpSlot,
     data: Option<T>,
-    /// The cancel scopes the op is filed with (while it is in the kernel).
-    filed: Option<cancel::Filed>,
+    /// The cancel scopes the op is filed with (while it is in the kernel). Boxed: rare, and
+    /// every op future (so every parked connection's task) would carry its size.
+    filed: Option<Box<cancel::Filed>>,
     /// Its fd was made for the other backend: the first poll fails.
     refused: bool,
 }
@@ -132,7 +133,7 @@ impl<T: OpCode> Future for Op<T> {
             Poll::Ready(res) => this.answer(res),
             Poll::Pending => {
                 if let (true, Some(index)) = (scoped, this.slot.index) {
-                    this.filed = cancel::file(&this.driver, index);
+                    this.filed = cancel::file(&this.driver, index).map(Box::new);
                 }
                 return Poll::Pending;
             }
