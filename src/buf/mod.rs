@@ -23,10 +23,11 @@
 //! assert_eq!(buf.len(), 11);
 //! ```
 mod pool;
+mod pooled_buf;
 mod slice;
 
-pub use pool::PooledBuf;
 pub(crate) use pool::{BufPool, PoolConfig, BGID};
+pub use pooled_buf::PooledBuf;
 pub use slice::Slice;
 
 use std::io;

@@ -19,18 +19,21 @@
 use std::alloc::{self, Layout};
 use std::cell::{Cell, RefCell};
 use std::io;
-use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU16, Ordering};
 
 use io_uring::types::BufRingEntry;
 
-use super::{IoBuf, IoBufMut};
+use super::pooled_buf::Backing;
+use super::PooledBuf;
 
 /// Pool buffers default: 1024 of 4 KiB per core.
 pub(crate) const DEFAULT_COUNT: u16 = 1024;
 pub(crate) const DEFAULT_SIZE: u32 = 4096;
+
+/// Buffers a ring holds beyond twice the receives armed on it.
+const RING_SLACK: usize = 64;
 
 /// The buffer group id of a core's ring pool (one pool per ring).
 pub(crate) const BGID: u16 = 0;
@@ -53,17 +56,21 @@ impl Default for PoolConfig {
 
 /// A core's buffer pool (a cheap handle; every clone is the same pool).
 #[derive(Clone)]
-pub(crate) struct BufPool(Rc<PoolInner>);
+pub(crate) struct BufPool(pub(super) Rc<PoolInner>);
 
-struct PoolInner {
+pub(super) struct PoolInner {
     /// `count * size` bytes, page-aligned; buffer `i` starts at `i * size`.
     mem: NonNull<u8>,
     layout: Layout,
-    size: usize,
+    pub(super) size: usize,
     count: u16,
     ring: Option<ProvidedRing>,
-    /// Plain pools: the ids of the buffers not in use (last freed first, to reuse warm memory).
+    /// The ids of the buffers not in use and (ring pools) not in the ring, last freed on top,
+    /// to reuse warm memory.
     free: RefCell<Vec<u16>>,
+    /// Ring pools: receives armed that may take buffers (standing multishot recvs, buffer-
+    /// select recvs in flight).
+    armed: Cell<usize>,
     overflows: Cell<u64>,
     exhausted: Cell<u64>,
 }
@@ -105,16 +112,30 @@ impl BufPool {
         let ring = ProvidedRing::map(config.count)?;
         let inner = PoolInner::alloc(config, Some(ring))?;
         let ring = inner.ring.as_ref().expect("just set");
-        for id in 0..inner.count {
-            inner.publish(ring, id);
-        }
+        // A few buffers in the ring, the rest on the spare stack (topped up as receives arm).
+        *inner.free.borrow_mut() = (0..inner.count).rev().collect();
+        inner.top_up();
         register(ring.base.as_ptr() as u64, inner.count)?;
         Ok(BufPool(Rc::new(inner)))
     }
 
-    /// Ring pools: whether the kernel has any buffer left to pick.
+    /// Ring pools: whether the kernel has any buffer left to pick (or one is spare).
     pub fn ring_has_buffers(&self) -> bool {
-        self.0.ring.as_ref().is_some_and(|r| r.in_ring.get() > 0)
+        let spare = !self.0.free.borrow().is_empty();
+        self.0
+            .ring
+            .as_ref()
+            .is_some_and(|r| r.in_ring.get() > 0 || spare)
+    }
+
+    /// A receive that may take ring buffers was armed (`disarmed` when it ends).
+    pub fn armed(&self) {
+        self.0.armed.set(self.0.armed.get() + 1);
+        self.0.top_up();
+    }
+
+    pub fn disarmed(&self) {
+        self.0.armed.set(self.0.armed.get().saturating_sub(1));
     }
 
     pub fn buf_size(&self) -> usize {
@@ -133,6 +154,12 @@ impl BufPool {
             Some(ring) => ring.in_ring.get(),
             None => self.0.free.borrow().len(),
         };
+        let home = home
+            + if self.0.ring.is_some() {
+                self.0.free.borrow().len()
+            } else {
+                0
+            };
         (usize::from(self.0.count) - home.min(usize::from(self.0.count))) as u64
     }
 
@@ -174,6 +201,7 @@ impl BufPool {
     pub fn note_consumed(&self) {
         if let Some(ring) = &self.0.ring {
             ring.in_ring.set(ring.in_ring.get().saturating_sub(1));
+            self.0.top_up();
         }
     }
 
@@ -211,12 +239,13 @@ impl PoolInner {
             count,
             ring,
             free: RefCell::new(Vec::new()),
+            armed: Cell::new(0),
             overflows: Cell::new(0),
             exhausted: Cell::new(0),
         })
     }
 
-    fn buf_ptr(&self, id: u16) -> *mut u8 {
+    pub(super) fn buf_ptr(&self, id: u16) -> *mut u8 {
         debug_assert!(id < self.count);
         // SAFETY: `id < count`, so the offset stays inside the allocation of `count * size`.
         unsafe { self.mem.as_ptr().add(usize::from(id) * self.size) }
@@ -242,10 +271,29 @@ impl PoolInner {
         ring.in_ring.set(ring.in_ring.get() + 1);
     }
 
-    fn give_back(&self, id: u16) {
+    /// How many buffers the ring should hold: a margin over what the armed receives may take
+    /// at once. The rest wait on the spare stack, last returned on top, so the buffers the
+    /// kernel fills are the warm ones (a ring holding every buffer would cycle through all of
+    /// them, oldest first, and through the cache).
+    fn want(&self) -> usize {
+        (2 * self.armed.get() + RING_SLACK).min(usize::from(self.count))
+    }
+
+    /// Publishes spare buffers until the ring holds what it should.
+    fn top_up(&self) {
+        let Some(ring) = &self.ring else { return };
+        while ring.in_ring.get() < self.want() {
+            let Some(id) = self.free.borrow_mut().pop() else {
+                return;
+            };
+            self.publish(ring, id);
+        }
+    }
+
+    pub(super) fn give_back(&self, id: u16) {
         match &self.ring {
-            Some(ring) => self.publish(ring, id),
-            None => self.free.borrow_mut().push(id),
+            Some(ring) if ring.in_ring.get() < self.want() => self.publish(ring, id),
+            _ => self.free.borrow_mut().push(id),
         }
     }
 }
@@ -290,125 +338,10 @@ impl ProvidedRing {
     }
 }
 
-enum Backing {
-    Pool(u16),
-    Heap(Box<[u8]>),
-}
-
-/// A buffer of the core's pool holding bytes a pooled read received (see
-/// [`TcpStream::recv_pooled`](crate::net::TcpStream::recv_pooled)). Derefs to those bytes;
-/// dropping it gives the buffer back to the pool. It is also a buffer for writes (`write_all`
-/// sends its bytes) and reads.
-pub struct PooledBuf {
-    pool: Rc<PoolInner>,
-    backing: Backing,
-    /// Bytes consumed from the front.
-    start: usize,
-    /// Bytes held, from `start`.
-    len: usize,
-}
-
-impl PooledBuf {
-    /// A buffer of its own (not of a pool) holding `bytes`: what a cancelled read left.
-    pub(crate) fn of_bytes(pool: &BufPool, bytes: Vec<u8>) -> PooledBuf {
-        PooledBuf {
-            pool: pool.0.clone(),
-            len: bytes.len(),
-            backing: Backing::Heap(bytes.into_boxed_slice()),
-            start: 0,
-        }
-    }
-
-    fn base(&self) -> *mut u8 {
-        let base = match &self.backing {
-            Backing::Pool(id) => self.pool.buf_ptr(*id),
-            Backing::Heap(b) => b.as_ptr() as *mut u8,
-        };
-        // SAFETY: `start` never exceeds the buffer's size.
-        unsafe { base.add(self.start) }
-    }
-
-    fn room(&self) -> usize {
-        let size = match &self.backing {
-            Backing::Pool(_) => self.pool.size,
-            Backing::Heap(b) => b.len(),
-        };
-        size - self.start
-    }
-
-    /// Drops the first `n` bytes (at most all of them).
-    pub(crate) fn consume(&mut self, n: usize) {
-        let n = n.min(self.len);
-        self.start += n;
-        self.len -= n;
-    }
-
-    /// Whether the bytes are in a fresh allocation because the pool was empty.
-    pub fn is_overflow(&self) -> bool {
-        matches!(self.backing, Backing::Heap(_))
-    }
-}
-
-impl Deref for PooledBuf {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        // SAFETY: the first `len` bytes from `base()` are initialised and ours (the kernel is
-        // done with a buffer before a PooledBuf of it exists).
-        unsafe { std::slice::from_raw_parts(self.base(), self.len) }
-    }
-}
-
-impl DerefMut for PooledBuf {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as for `deref`; `&mut self` makes the access unique.
-        unsafe { std::slice::from_raw_parts_mut(self.base(), self.len) }
-    }
-}
-
-impl Drop for PooledBuf {
-    fn drop(&mut self) {
-        if let Backing::Pool(id) = self.backing {
-            self.pool.give_back(id);
-        }
-    }
-}
-
-impl std::fmt::Debug for PooledBuf {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PooledBuf")
-            .field("len", &self.len)
-            .field("overflow", &self.is_overflow())
-            .finish()
-    }
-}
-
-// SAFETY: the bytes live in the pool's allocation (or a boxed slice), which moving the value
-// does not move and which stays allocated while the value (holding an Rc of the pool) lives.
-unsafe impl IoBuf for PooledBuf {
-    fn stable_ptr(&self) -> *const u8 {
-        self.base()
-    }
-    fn bytes_init(&self) -> usize {
-        self.len
-    }
-    fn bytes_total(&self) -> usize {
-        self.room()
-    }
-}
-
-// SAFETY: as for IoBuf; the memory from `base()` is writable for `room()` bytes.
-unsafe impl IoBufMut for PooledBuf {
-    fn stable_mut_ptr(&mut self) -> *mut u8 {
-        self.base()
-    }
-    unsafe fn set_init(&mut self, pos: usize) {
-        self.len = self.len.max(pos.min(self.room()));
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::buf::{IoBuf, IoBufMut};
 
     #[test]
     fn plain_pool_reuses_buffers_and_overflows_when_empty() {

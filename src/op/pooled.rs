@@ -47,12 +47,20 @@ pub(crate) const RECV_QUEUE_MAX: u16 = 16;
 /// Arms a multishot recv on `fd`, the kernel picking buffers from `pool`'s ring.
 pub(crate) fn arm_recv(fd: &SharedFd, pool: &BufPool) -> io::Result<Multishot<RecvRest>> {
     let entry = opcode::RecvMulti::new(types::Fd(fd.raw()), BGID).build();
+    pool.armed();
     let rest = RecvRest {
         fd: fd.clone(),
         pool: pool.clone(),
         orphaned: false,
     };
     Multishot::arm(entry, rest, RECV_QUEUE_MAX)
+}
+
+impl Drop for RecvRest {
+    /// The standing recv has ended (its last completion came, or it was never armed).
+    fn drop(&mut self) {
+        self.pool.disarmed();
+    }
 }
 
 /// One recv into a buffer the kernel picks from the ring when bytes arrive (5.19). `Ok(None)`
@@ -67,12 +75,19 @@ pub(crate) struct RecvSelect {
 
 impl RecvSelect {
     pub fn new(fd: SharedFd, pool: BufPool, rescue: Option<Rc<ReadRescue>>) -> RecvSelect {
+        pool.armed();
         RecvSelect {
             fd,
             pool,
             bid: None,
             rescue: RescueLink::new(rescue),
         }
+    }
+}
+
+impl Drop for RecvSelect {
+    fn drop(&mut self) {
+        self.pool.disarmed();
     }
 }
 
