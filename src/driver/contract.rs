@@ -93,8 +93,9 @@ pub(crate) trait EpollOp {
         None
     }
 
-    /// Whether the op parks on [`readiness`](EpollOp::readiness) only after an EAGAIN on that
-    /// side, and then always (a readiness wait, which tries nothing itself).
+    /// Whether the op is a readiness wait (it tries no syscall itself): it parks on
+    /// [`readiness`](EpollOp::readiness) when the side is known drained, and also after an
+    /// EAGAIN there whatever the hang-up state.
     fn parks_after_eagain(&self) -> bool {
         false
     }

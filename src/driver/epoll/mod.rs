@@ -131,7 +131,10 @@ impl EpollDriver {
                 EpollStep::Wait(key, interest)
             }
             _ => {
-                self.stats.io_syscalls += 1;
+                // A readiness wait tries no syscall of its own.
+                if !op.parks_after_eagain() {
+                    self.stats.io_syscalls += 1;
+                }
                 op.epoll_try()
             }
         };
@@ -182,17 +185,13 @@ impl EpollDriver {
         }
     }
 
-    /// Whether a fresh op on this side may park without trying its syscall (`strict`: only
-    /// after an EAGAIN, whatever the hang-up state).
-    fn known_drained(&self, key: FdKey, interest: Interest, strict: bool) -> bool {
+    /// Whether a fresh op on this side may park without trying its syscall: the side is
+    /// drained (a short count, where short counts still mean that), or (`after_eagain`, a
+    /// readiness wait) a syscall said EAGAIN there, whatever the hang-up state.
+    fn known_drained(&self, key: FdKey, interest: Interest, after_eagain: bool) -> bool {
         self.fds.get(key.fd as usize).is_some_and(|st| {
             let side = &st.sides[interest as usize];
-            st.id == key.id
-                && if strict {
-                    side.eagain
-                } else {
-                    !st.no_skip && side.drained
-                }
+            st.id == key.id && ((after_eagain && side.eagain) || (!st.no_skip && side.drained))
         })
     }
 
