@@ -26,7 +26,7 @@ mod pool;
 mod pooled_buf;
 mod slice;
 
-pub(crate) use pool::{BufPool, PoolConfig, BGID};
+pub(crate) use pool::{map_ring_memory, BufPool, PoolConfig, BGID};
 pub use pooled_buf::PooledBuf;
 pub use slice::Slice;
 

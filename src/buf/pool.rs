@@ -312,25 +312,32 @@ impl Drop for PoolInner {
     }
 }
 
+/// Page-aligned, zeroed memory of `len` bytes for a provided buffer ring (also the probe's
+/// trial ring); the caller unmaps it with `munmap(ptr, len)`.
+pub(crate) fn map_ring_memory(len: usize) -> io::Result<NonNull<u8>> {
+    // SAFETY: an anonymous private mapping, no fd, no fixed address.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(NonNull::new(ptr.cast()).expect("mmap does not return null"))
+}
+
 impl ProvidedRing {
     fn map(entries: u16) -> io::Result<ProvidedRing> {
         let map_len = (usize::from(entries) * std::mem::size_of::<BufRingEntry>()).max(4096);
-        // SAFETY: an anonymous private mapping, no fd, no fixed address.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
+        let ptr = map_ring_memory(map_len)?;
         Ok(ProvidedRing {
-            base: NonNull::new(ptr.cast()).expect("mmap does not return null"),
+            base: ptr.cast(),
             map_len,
             mask: entries - 1,
             tail: Cell::new(0),

@@ -83,20 +83,10 @@ impl FastPath {
 /// under a group id of its own and unregisters it at once.
 fn trial_buf_ring(ring: &IoUring, flags: u16) -> bool {
     let len = 4096;
-    // SAFETY: an anonymous private mapping, no fd, no fixed address.
-    let mem = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if mem == libc::MAP_FAILED {
+    let Ok(mem) = crate::buf::map_ring_memory(len) else {
         return false;
-    }
+    };
+    let mem = mem.as_ptr().cast::<libc::c_void>();
     let submitter = ring.submitter();
     // SAFETY: the mapping stays valid until after the ring is unregistered below.
     let ok =
