@@ -3,20 +3,18 @@ use std::os::fd::{FromRawFd, OwnedFd};
 
 use io_uring::{opcode, types};
 
-use super::multi::Multishot;
+use super::multi::{HeldFd, Multishot};
 use super::SharedFd;
-use crate::driver::{MultiOrphan, CQE_F_MORE};
+use crate::driver::MultiOrphan;
 
 /// What a standing accept holds: the listener's fd handle. Once its owner (the listener) is
 /// gone, each connection it still accepts is closed.
 pub(crate) struct AcceptRest {
-    fd: SharedFd,
-    orphaned: bool,
+    fd: HeldFd,
 }
 
 impl MultiOrphan for AcceptRest {
     fn orphaned(&mut self) {
-        self.orphaned = true;
         self.fd.orphaned();
     }
 
@@ -25,9 +23,7 @@ impl MultiOrphan for AcceptRest {
             // SAFETY: a successful accept's result is a new fd that nothing else owns.
             drop(unsafe { OwnedFd::from_raw_fd(res) });
         }
-        if flags & CQE_F_MORE == 0 && self.orphaned {
-            self.fd.answered();
-        }
+        self.fd.released(flags);
     }
 }
 
@@ -38,8 +34,7 @@ pub(crate) fn arm_accept(fd: &SharedFd, limit: u16) -> std::io::Result<Multishot
         .flags(libc::SOCK_CLOEXEC)
         .build();
     let rest = AcceptRest {
-        fd: fd.clone(),
-        orphaned: false,
+        fd: HeldFd::new(fd),
     };
     Multishot::arm(entry, rest, limit)
 }

@@ -13,7 +13,8 @@ use std::task::{Context, Poll};
 
 use io_uring::squeue;
 
-use crate::driver::{Driver, MultiOrphan};
+use super::SharedFd;
+use crate::driver::{Driver, MultiOrphan, CQE_F_MORE};
 
 /// An armed multishot op and what its completions need.
 pub(crate) struct Multishot<R: MultiOrphan + 'static> {
@@ -81,23 +82,61 @@ impl<R: MultiOrphan + 'static> Multishot<R> {
 
 impl<R: MultiOrphan + 'static> Drop for Multishot<R> {
     fn drop(&mut self) {
-        let (Some(index), Some(mut rest)) = (self.index.take(), self.rest.take()) else {
-            return;
-        };
-        rest.orphaned();
-        let ended = match self.driver.try_borrow_mut() {
-            Ok(mut driver) => match driver.uring() {
-                Some(uring) => uring.drop_multi(index, Box::new(rest)),
-                None => None,
-            },
-            Err(_) => {
-                // Only reachable from inside the driver, which never drops an owner: leaking
-                // is the one choice that cannot free memory the kernel may use.
-                std::mem::forget(rest);
-                None
-            }
-        };
-        // Released after the driver borrow ends (dropping an fd handle may call into it).
-        drop(ended);
+        if let (Some(index), Some(rest)) = (self.index.take(), self.rest.take()) {
+            give_up(&self.driver, index, rest);
+        }
+    }
+}
+
+/// Hands a multishot op whose owner is gone to the driver: `rest` is told so, then releases
+/// what the op produced and still produces, and the op is cancelled.
+pub(crate) fn give_up(
+    driver: &Rc<RefCell<Driver>>,
+    index: usize,
+    mut rest: impl MultiOrphan + 'static,
+) {
+    rest.orphaned();
+    let ended = match driver.try_borrow_mut() {
+        Ok(mut driver) => match driver.uring() {
+            Some(uring) => uring.drop_multi(index, Box::new(rest)),
+            None => None,
+        },
+        Err(_) => {
+            // Only reachable from inside the driver, which never drops an owner: leaking is
+            // the one choice that cannot free memory the kernel may use.
+            std::mem::forget(rest);
+            None
+        }
+    };
+    // Released after the driver borrow ends (dropping an fd handle may call into it).
+    drop(ended);
+}
+
+/// The fd handle a multishot op holds. Once the op's owner is gone, the handle counts the op
+/// as in the kernel until its last completion (so `close` and `into_std` wait for it).
+pub(crate) struct HeldFd {
+    fd: SharedFd,
+    orphaned: bool,
+}
+
+impl HeldFd {
+    pub fn new(fd: &SharedFd) -> HeldFd {
+        HeldFd {
+            fd: fd.clone(),
+            orphaned: false,
+        }
+    }
+
+    /// The owner gave the op up.
+    pub fn orphaned(&mut self) {
+        self.orphaned = true;
+        self.fd.orphaned();
+    }
+
+    /// A completion of the op with `flags` was released: the last one answers the handle.
+    pub fn released(&mut self, flags: u32) {
+        if flags & CQE_F_MORE == 0 && std::mem::take(&mut self.orphaned) {
+            self.fd.answered();
+        }
     }
 }

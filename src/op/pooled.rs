@@ -6,27 +6,24 @@ use std::rc::Rc;
 
 use io_uring::{cqueue, opcode, squeue, types};
 
-use super::multi::Multishot;
+use super::multi::{HeldFd, Multishot};
 use super::rescue::{ReadRescue, RescueLink};
 use super::SharedFd;
 use crate::buf::{BufPool, PooledBuf, BGID};
 use crate::driver::{
     EpollOp, EpollStep, FdKey, Interest, MultiOrphan, OpCode, UringCaps, UringOp, UringStep,
-    CQE_F_MORE,
 };
 
 /// What a standing receive holds: the stream's fd handle and the pool its buffers come from.
 /// Once its owner is gone, each buffer it still fills goes back to the ring unread (the stream
 /// is being closed).
 pub(crate) struct RecvRest {
-    fd: SharedFd,
+    fd: HeldFd,
     pool: BufPool,
-    orphaned: bool,
 }
 
 impl MultiOrphan for RecvRest {
     fn orphaned(&mut self) {
-        self.orphaned = true;
         self.fd.orphaned();
     }
 
@@ -34,9 +31,7 @@ impl MultiOrphan for RecvRest {
         if let Some(bid) = cqueue::buffer_select(flags) {
             drop(self.pool.kernel_filled(bid, 0));
         }
-        if flags & CQE_F_MORE == 0 && self.orphaned {
-            self.fd.answered();
-        }
+        self.fd.released(flags);
     }
 }
 
@@ -49,9 +44,8 @@ pub(crate) fn arm_recv(fd: &SharedFd, pool: &BufPool) -> io::Result<Multishot<Re
     let entry = opcode::RecvMulti::new(types::Fd(fd.raw()), BGID).build();
     pool.armed();
     let rest = RecvRest {
-        fd: fd.clone(),
+        fd: HeldFd::new(fd),
         pool: pool.clone(),
-        orphaned: false,
     };
     Multishot::arm(entry, rest, RECV_QUEUE_MAX)
 }

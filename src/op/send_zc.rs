@@ -153,20 +153,8 @@ impl<B: IoBuf> Future for SendZc<B> {
 impl<B: IoBuf> Drop for SendZc<B> {
     fn drop(&mut self) {
         self.filed = None;
-        let (Some(index), Some(mut data)) = (self.index.take(), self.data.take()) else {
-            return;
-        };
-        data.orphaned();
-        let ended = match self.driver.try_borrow_mut() {
-            Ok(mut driver) => match driver.uring() {
-                Some(uring) => uring.drop_multi(index, Box::new(data)),
-                None => None,
-            },
-            Err(_) => {
-                std::mem::forget(data);
-                None
-            }
-        };
-        drop(ended);
+        if let (Some(index), Some(data)) = (self.index.take(), self.data.take()) {
+            super::multi::give_up(&self.driver, index, data);
+        }
     }
 }
