@@ -225,3 +225,42 @@ fn into_std_keeps_pooled_bytes(v: Variant) {
     });
 }
 each_variant!(into_std_keeps_pooled_bytes);
+
+/// A peer sending TCP urgent data mid-stream: pooled reads return the in-band bytes in order,
+/// and an idle wait after it (urgent state lingering, hang-up skip off on epoll) parks instead
+/// of spinning.
+fn urgent_data_neither_stalls_nor_spins_pooled_reads(v: Variant) {
+    v.with_runtime(|rt| {
+        rt.block_on(async {
+            let (mut stream, mut peer) = std_peer_pair().await;
+            peer.write_all(b"abc").expect("send abc");
+            // SAFETY: `peer` is an open socket; one live byte is sent.
+            let n = unsafe {
+                libc::send(
+                    std::os::fd::AsRawFd::as_raw_fd(&peer),
+                    b"!".as_ptr().cast(),
+                    1,
+                    libc::MSG_OOB,
+                )
+            };
+            assert_eq!(n, 1, "send(MSG_OOB)");
+            peer.write_all(b"def").expect("send def");
+            let mut got = Vec::new();
+            while got.len() < 6 {
+                let buf = within("read past the urgent mark", stream.recv_pooled()).await;
+                got.extend_from_slice(&buf.expect("read").expect("not eof"));
+            }
+            assert_eq!(got, b"abcdef", "urgent byte out of band, the rest in order");
+            // Nothing more comes for a while: the read waits, it does not spin.
+            let before = rt.stats().driver.ops_submitted;
+            let idle = time::timeout(Duration::from_millis(20), stream.recv_pooled()).await;
+            assert!(idle.is_err(), "a read completed with nothing sent");
+            let ops = rt.stats().driver.ops_submitted - before;
+            assert!(ops < 50, "{ops} ops while idle after urgent data: spinning");
+            drop(peer);
+            let end = within("eof", stream.recv_pooled()).await.expect("eof");
+            assert!(end.is_none());
+        });
+    });
+}
+each_variant!(urgent_data_neither_stalls_nor_spins_pooled_reads);
