@@ -39,7 +39,7 @@
 //! ([`BufResult`]) on every path. A buffer handed to the kernel stays alive until the kernel
 //! reports the operation complete, even when the future was dropped.
 //!
-//! The layers, top to bottom: [`net`], [`time`], [`sync`] and [`op`] (public API) → `op::Op<T>` (one
+//! The layers, top to bottom: [`net`], [`fs`], [`time`], [`sync`] and [`op`] (public API) → `op::Op<T>` (one
 //! in-flight operation; one vocabulary for both backends) → `driver::Driver` (the one place that
 //! matches on the backend) → the per-core runtime (run queue, timers, park).
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -49,6 +49,7 @@ pub mod buf;
 pub mod cancel;
 mod context;
 mod driver;
+pub mod fs;
 pub mod net;
 pub mod op;
 mod runtime;
@@ -61,7 +62,7 @@ pub use cancel::{CancelExt, CancelToken, Cancelled};
 pub use driver::DriverStats;
 pub use driver::{BackendChoice, BackendInfo, BackendKind, UringInfo, UringTier};
 pub use runtime::{
-    backend, core_id, cores, is_shutting_down, shutdown_requested, spawn, spawn_on, stats,
-    yield_now, Builder, CoreReport, JoinError, JoinHandle, RemoteJoinHandle, Runtime, RuntimeStats,
-    ShutdownHandle, ShutdownRequested, ShuttingDown,
+    backend, core_id, cores, is_shutting_down, shutdown_requested, spawn, spawn_blocking, spawn_on,
+    stats, yield_now, Builder, CoreReport, JoinError, JoinHandle, RemoteJoinHandle, Runtime,
+    RuntimeStats, ShutdownHandle, ShutdownRequested, ShuttingDown,
 };

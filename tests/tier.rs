@@ -9,7 +9,7 @@ use support::*;
 
 /// When each setup flag, feature bit and opcode the backend may report came into Linux
 /// (`io_uring_setup(2)`, `io_uring_register(2)`; independent of `src/driver/tier.rs`).
-const KERNEL_HISTORY: [(&str, (u32, u32)); 17] = [
+const KERNEL_HISTORY: [(&str, (u32, u32)); 21] = [
     ("REGISTERED_RING", (5, 18)),
     ("MULTISHOT_ACCEPT", (5, 19)),
     ("BUF_RING", (5, 19)),
@@ -27,7 +27,14 @@ const KERNEL_HISTORY: [(&str, (u32, u32)); 17] = [
     ("LINKED_FILE", (5, 17)),
     ("RECVSEND_BUNDLE", (6, 10)),
     ("SHUTDOWN", (5, 11)),
+    ("RENAMEAT", (5, 11)),
+    ("UNLINKAT", (5, 11)),
+    ("MKDIRAT", (5, 15)),
+    ("FTRUNCATE", (6, 9)),
 ];
+
+/// Opcodes newer than 5.10 whose absence the ring reports (each has a fallback).
+const LATER_OPCODES: [&str; 5] = ["SHUTDOWN", "RENAMEAT", "UNLINKAT", "MKDIRAT", "FTRUNCATE"];
 
 fn since(name: &str) -> Option<UringTier> {
     let (_, (major, minor)) = KERNEL_HISTORY.iter().find(|(n, _)| *n == name)?;
@@ -67,13 +74,16 @@ fn a_capped_ring_uses_nothing_newer_than_its_tier(v: Variant) {
         );
     }
     assert_eq!(ring.ext_arg, ring.features.contains(&"EXT_ARG"), "{report}");
-    if !kernel.opcodes_missing.contains(&"SHUTDOWN") {
-        let missing = ring.opcodes_missing.contains(&"SHUTDOWN");
-        assert_eq!(
-            missing,
-            cap < UringTier::V5_11,
-            "SHUTDOWN at {cap}:\n{report}"
-        );
+    for opcode in LATER_OPCODES {
+        if !kernel.opcodes_missing.contains(&opcode) {
+            let missing = ring.opcodes_missing.contains(&opcode);
+            let t = since(opcode).expect("listed");
+            assert_eq!(missing, cap < t, "{opcode} (Linux {t}) at {cap}:\n{report}");
+        }
+    }
+    // io-wq can be bounded from 5.15; the limits in force are reported.
+    if kernel.io_workers.is_some() {
+        assert_eq!(ring.io_workers.is_some(), cap >= UringTier::V5_15, "{report}");
     }
     // The same setup path as the kernel's own answers: the flags it took, less newer ones.
     let expected: Vec<&str> = (kernel.setup_flags.iter().copied())

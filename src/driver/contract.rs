@@ -13,13 +13,17 @@
 //! * it holds the fd handle of the file it acts on (`op::SharedFd`), never a bare number, so
 //!   the number cannot be closed and reused while the op is in flight;
 //! * `complete` hands back every owned resource, on every result, `-ECANCELED` included;
+//! * a call it hands to the blocking pool (`Blocking`) touches only memory the op owns, as an
+//!   io_uring entry does, and answers a count or `-errno`;
 //! * what a dropped op still produced (a cancelled accept's connection, a cancelled read's
 //!   bytes) is released or handed on in `finish_orphaned`, never silently lost.
 use std::io;
 use std::os::fd::RawFd;
 
+use bitflags::bitflags;
 use io_uring::squeue;
 
+use super::blocking::BlockingCall;
 use super::slots::Orphan;
 use crate::sys::cqe_result;
 
@@ -33,6 +37,29 @@ pub(crate) struct UringCaps {
     pub buf_ring: bool,
     pub multishot_recv: bool,
     pub send_zc: bool,
+    /// The file opcodes the ring has (probed, behind the tier cap).
+    pub files: FileOpcodes,
+}
+
+bitflags! {
+    /// File opcodes; an op whose opcode the ring lacks runs on the blocking pool instead.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub(crate) struct FileOpcodes: u16 {
+        const OPENAT = 1 << 0;
+        const READ = 1 << 1;
+        const WRITE = 1 << 2;
+        const FSYNC = 1 << 3;
+        const STATX = 1 << 4;
+        const FALLOCATE = 1 << 5;
+        /// 5.11.
+        const RENAMEAT = 1 << 6;
+        /// 5.11.
+        const UNLINKAT = 1 << 7;
+        /// 5.15.
+        const MKDIRAT = 1 << 8;
+        /// 6.9.
+        const FTRUNCATE = 1 << 9;
+    }
 }
 
 /// What an op becomes on io_uring.
@@ -42,6 +69,9 @@ pub(crate) enum UringStep {
     /// Done without the ring (e.g. an opcode this kernel lacks, done by a plain syscall that
     /// never blocks).
     Done(io::Result<u32>),
+    /// Run this on the blocking pool (an opcode this kernel lacks, or a `spawn_blocking` job).
+    /// Every pointer it uses points at memory the op owns, as for `Submit`.
+    Blocking(BlockingCall),
 }
 
 /// The io_uring half of an op.
@@ -80,6 +110,10 @@ pub(crate) enum EpollStep {
     /// The syscall moved fewer bytes than asked (a count above zero): that side of the fd is
     /// probably drained, so the next op on it may park without trying first.
     Drained(u32, FdKey, Interest),
+    /// The syscall may sleep whatever the fd's readiness (a regular file's read, an fsync):
+    /// run this on the blocking pool; the op stays filed until its answer comes, and keeps
+    /// everything the call touches alive until then, as on io_uring.
+    Blocking(BlockingCall),
 }
 
 /// The epoll half of an op: the non-blocking syscall to try.

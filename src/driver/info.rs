@@ -76,6 +76,11 @@ pub struct UringInfo {
     /// Interfaces this kernel offers that corering keeps off (`RECV_BUNDLE`,
     /// `PBUF_INCREMENTAL`: some kernels reorder data with them).
     pub kept_off: Vec<&'static str>,
+    /// io-wq's worker limits for this ring, `[bounded, unbounded]` (bounded: regular files
+    /// and block devices; unbounded: sockets, pipes), as the kernel reports them after
+    /// [`Builder::io_workers`](crate::Builder::io_workers); `None` where the kernel cannot
+    /// bound them (before 5.15, or capped below it).
+    pub io_workers: Option<[u32; 2]>,
 }
 
 /// The backend a runtime runs and why it was chosen. `Display` prints a short report.
@@ -84,6 +89,7 @@ pub struct BackendInfo {
     pub(crate) kind: BackendKind,
     pub(crate) reason: String,
     pub(crate) uring: Option<UringInfo>,
+    pub(crate) blocking_threads: usize,
 }
 
 impl BackendInfo {
@@ -98,6 +104,11 @@ impl BackendInfo {
     /// Ring details, on io_uring.
     pub fn uring(&self) -> Option<&UringInfo> {
         self.uring.as_ref()
+    }
+    /// The bound on the runtime's blocking-pool threads (file ops on epoll, opcodes the
+    /// kernel lacks, [`spawn_blocking`](crate::spawn_blocking)).
+    pub fn blocking_threads(&self) -> usize {
+        self.blocking_threads
     }
 }
 
@@ -128,6 +139,13 @@ impl fmt::Display for BackendInfo {
                     u.opcodes_missing.join(" ")
                 )?;
             }
+            match u.io_workers {
+                Some([bounded, unbounded]) => write!(
+                    f,
+                    "\nio-wq:   at most {bounded} bounded, {unbounded} unbounded workers"
+                )?,
+                None => write!(f, "\nio-wq:   kernel default (no limit before 5.15)")?,
+            }
             write!(
                 f,
                 "\nwait timeout: {}",
@@ -138,6 +156,10 @@ impl fmt::Display for BackendInfo {
                 }
             )?;
         }
-        Ok(())
+        write!(
+            f,
+            "\nblocking pool: at most {} threads",
+            self.blocking_threads
+        )
     }
 }

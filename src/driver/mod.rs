@@ -33,20 +33,22 @@ use std::task::{Context, Poll, Waker};
 use crate::buf::BufPool;
 use std::time::{Duration, Instant};
 
+pub(crate) mod blocking;
 mod contract;
 mod epoll;
 mod fast_path;
 mod info;
+mod lane;
 mod select;
 mod slots;
 mod tier;
 mod uring;
 
 pub(crate) use contract::{
-    EpollOp, EpollStep, FdKey, Interest, OpCode, UringCaps, UringOp, UringStep,
+    EpollOp, EpollStep, FdKey, FileOpcodes, Interest, OpCode, UringCaps, UringOp, UringStep,
 };
 pub use info::{BackendChoice, BackendInfo, BackendKind, UringInfo};
-pub(crate) use select::{select, DriverConfig, TierRequest};
+pub(crate) use select::{select, CoreLinks, DriverConfig, IoWorkers, TierRequest};
 pub use tier::UringTier;
 
 pub(crate) use epoll::EpollDriver;
@@ -94,6 +96,8 @@ pub(crate) struct Ready {
     pub orphans: Vec<(Box<dyn Orphan>, i32, u32)>,
     /// Multishot ops whose owner is gone and whose last completion came: dropped here.
     pub released: Vec<Box<dyn MultiOrphan>>,
+    /// Blocking-pool calls cancelled before a thread took them: dropped here.
+    pub discarded: Vec<blocking::BlockingCall>,
 }
 
 impl Ready {
@@ -115,10 +119,14 @@ impl Ready {
             r.finish(res, flags);
         }
         self.released.clear();
+        self.discarded.clear();
     }
 
     fn is_empty(&self) -> bool {
-        self.wakers.is_empty() && self.orphans.is_empty() && self.released.is_empty()
+        self.wakers.is_empty()
+            && self.orphans.is_empty()
+            && self.released.is_empty()
+            && self.discarded.is_empty()
     }
 }
 
@@ -245,6 +253,7 @@ impl Driver {
         into.wakers.append(&mut ready.wakers);
         into.orphans.append(&mut ready.orphans);
         into.released.append(&mut ready.released);
+        into.discarded.append(&mut ready.discarded);
     }
 
     /// Asks the op in `index` to end early (see the contract above). Nothing happens if it
@@ -275,7 +284,7 @@ impl Driver {
     pub fn settle_step(&mut self, deadline: Instant) -> io::Result<bool> {
         match self {
             Driver::Uring(d) => d.settle_step(deadline),
-            Driver::Epoll(d) => Ok(d.ops.orphaned() > 0),
+            Driver::Epoll(d) => d.settle_step(deadline),
         }
     }
 

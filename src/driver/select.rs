@@ -14,11 +14,15 @@
 //! ([`tier`](super::tier)) filters those answers.
 use std::io;
 use std::os::fd::RawFd;
+use std::sync::Arc;
 
 use bitflags::bitflags;
 use io_uring::{opcode, IoUring, Probe};
 
+use super::blocking::BlockingPool;
+use super::contract::FileOpcodes;
 use super::fast_path::FastPath;
+use super::lane::BlockingLane;
 use super::tier::{tier_in_force, TierCap, UringFeature};
 use super::ZeroCopy;
 use super::{
@@ -216,15 +220,82 @@ fn probe_opcodes(
         buf_ring: fast.buf_ring,
         multishot_recv: fast.multishot_recv,
         send_zc: fast.send_zc,
+        files: probe_file_opcodes(&probe, cap),
     };
     Ok((caps, fast))
+}
+
+/// The file opcodes of [`FileOpcodes`] the ring has, behind the cap (those newer than 5.10
+/// read as missing above it).
+fn probe_file_opcodes(probe: &Probe, cap: TierCap) -> FileOpcodes {
+    let all = [
+        (FileOpcodes::OPENAT, opcode::OpenAt::CODE, None),
+        (FileOpcodes::READ, opcode::Read::CODE, None),
+        (FileOpcodes::WRITE, opcode::Write::CODE, None),
+        (FileOpcodes::FSYNC, opcode::Fsync::CODE, None),
+        (FileOpcodes::STATX, opcode::Statx::CODE, None),
+        (FileOpcodes::FALLOCATE, opcode::Fallocate::CODE, None),
+        (
+            FileOpcodes::RENAMEAT,
+            opcode::RenameAt::CODE,
+            Some(UringFeature::OpPathAt),
+        ),
+        (
+            FileOpcodes::UNLINKAT,
+            opcode::UnlinkAt::CODE,
+            Some(UringFeature::OpPathAt),
+        ),
+        (
+            FileOpcodes::MKDIRAT,
+            opcode::MkDirAt::CODE,
+            Some(UringFeature::OpMkdirAt),
+        ),
+        (
+            FileOpcodes::FTRUNCATE,
+            opcode::Ftruncate::CODE,
+            Some(UringFeature::OpFtruncate),
+        ),
+    ];
+    let mut files = FileOpcodes::empty();
+    for (flag, code, feature) in all {
+        if probe.is_supported(code) && feature.is_none_or(|f| cap.allows(f)) {
+            files |= flag;
+        }
+    }
+    files
+}
+
+/// The file opcodes a ring lacks, by name (they run on the blocking pool).
+fn missing_file_opcodes(files: FileOpcodes) -> Vec<&'static str> {
+    FileOpcodes::all()
+        .iter_names()
+        .filter(|(_, f)| !files.contains(*f))
+        .map(|(n, _)| n)
+        .collect()
+}
+
+/// Bounds io-wq (5.15+; older kernels answer EINVAL and keep their default): the limits now
+/// in force, bounded (regular files) and unbounded (sockets, pipes), or `None` if the kernel
+/// cannot bound them.
+fn bound_io_workers(ring: &IoUring, cap: TierCap, asked: IoWorkers) -> Option<[u32; 2]> {
+    let mut limits = [asked.bounded, asked.unbounded];
+    cap.gate(UringFeature::IowqMaxWorkers, || {
+        ring.submitter().register_iowq_max_workers(&mut limits)
+    })
+    .ok()?;
+    // Zeros change nothing and read back the limits in force.
+    let mut now = [0u32, 0];
+    ring.submitter()
+        .register_iowq_max_workers(&mut now)
+        .ok()
+        .map(|()| now)
 }
 
 /// Tries to make an io_uring driver: the driver, or why not.
 fn try_uring(
     config: &DriverConfig,
     cap: (TierCap, &'static str),
-    wake_fd: RawFd,
+    links: &CoreLinks,
 ) -> Result<(UringDriver, UringInfo), (String, io::Error)> {
     let (cap, cap_source) = cap;
     let setup = setup_ring(config.entries, SetupFlags::all(), |n, f| {
@@ -240,14 +311,8 @@ fn try_uring(
     })?;
     let ring = setup.ring;
     let (caps, fast) = probe_opcodes(&ring, cap)?;
-    // Blocking-capable ops could otherwise start one io-wq worker per op; bound the pool
-    // (5.15+; older kernels answer EINVAL and keep their default).
-    let mut max_workers = [0u32, 64];
-    let bounded_workers = cap
-        .gate(UringFeature::IowqMaxWorkers, || {
-            ring.submitter().register_iowq_max_workers(&mut max_workers)
-        })
-        .is_ok();
+    // Blocking-capable ops could otherwise start one io-wq worker per op: bound the pool.
+    let io_workers = bound_io_workers(&ring, cap, config.io_workers);
     let params = ring.params();
     let ext_arg = params.is_feature_ext_arg() && cap.allows(UringFeature::ExtArg);
     let flags = setup.flags;
@@ -255,13 +320,18 @@ fn try_uring(
     let entries = params.sq_entries();
     let modes = (ext_arg, flags.contains(SetupFlags::DEFER_TASKRUN));
     let tuning = (cap, config.pool, config.zero_copy);
-    let driver = UringDriver::new(ring, caps, modes, tuning, wake_fd)
+    let driver = UringDriver::new(ring, caps, modes, tuning, (links.wake_fd, links.lane()))
         .map_err(|e| (format!("io_uring driver setup failed: {e}"), e))?;
     let registered_ring = driver.registered_ring();
     let tier = tier_in_force(|f| match f {
         UringFeature::ExtArg => ext_arg,
         UringFeature::OpShutdown => caps.shutdown,
-        UringFeature::IowqMaxWorkers => bounded_workers,
+        UringFeature::IowqMaxWorkers => io_workers.is_some(),
+        UringFeature::OpPathAt => caps
+            .files
+            .contains(FileOpcodes::RENAMEAT | FileOpcodes::UNLINKAT),
+        UringFeature::OpMkdirAt => caps.files.contains(FileOpcodes::MKDIRAT),
+        UringFeature::OpFtruncate => caps.files.contains(FileOpcodes::FTRUNCATE),
         UringFeature::RegisteredRing => registered_ring,
         UringFeature::CoopTaskrun => flags.contains(SetupFlags::COOP_TASKRUN),
         UringFeature::MultishotAccept => caps.multishot_accept,
@@ -278,11 +348,12 @@ fn try_uring(
         entries,
         setup_flags: flags.names(),
         features,
-        opcodes_missing: if caps.shutdown {
-            vec![]
-        } else {
-            vec!["SHUTDOWN"]
-        },
+        opcodes_missing: (!caps.shutdown)
+            .then_some("SHUTDOWN")
+            .into_iter()
+            .chain(missing_file_opcodes(caps.files))
+            .collect(),
+        io_workers,
         ext_arg,
         attempts: setup.attempts,
         tier,
@@ -304,6 +375,44 @@ pub(crate) struct DriverConfig {
     pub pool: PoolConfig,
     /// When writes are zero-copy sends.
     pub zero_copy: ZeroCopy,
+    /// The bound on the runtime's blocking-pool threads.
+    pub blocking_threads: usize,
+    /// io_uring's io-wq limits, per ring.
+    pub io_workers: IoWorkers,
+}
+
+/// io-wq worker limits per ring (`IORING_REGISTER_IOWQ_MAX_WORKERS`); 0 keeps the kernel's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IoWorkers {
+    /// Workers for regular files and block devices (the kernel's default: the SQ size,
+    /// bounded by 4 × CPUs).
+    pub bounded: u32,
+    /// Workers for everything else (sockets, pipes; the kernel's default: RLIMIT_NPROC).
+    pub unbounded: u32,
+}
+
+impl Default for IoWorkers {
+    fn default() -> IoWorkers {
+        IoWorkers {
+            bounded: 0,
+            unbounded: 64,
+        }
+    }
+}
+
+/// What ties a core's driver to the rest of its runtime: how another thread wakes the core
+/// (its eventfd, which the driver waits on, and the call that writes it, coalesced through the
+/// core's inbox), and the runtime's blocking pool.
+pub(crate) struct CoreLinks {
+    pub wake_fd: RawFd,
+    pub notify: Arc<dyn Fn() + Send + Sync>,
+    pub blocking: Arc<BlockingPool>,
+}
+
+impl CoreLinks {
+    fn lane(&self) -> BlockingLane {
+        BlockingLane::new(self.blocking.clone(), self.notify.clone())
+    }
 }
 
 /// What a builder asked of the tier cap.
@@ -367,30 +476,35 @@ fn resolve(choice: BackendChoice) -> io::Result<(BackendChoice, &'static str)> {
 }
 
 /// Chooses the backend, makes its driver and records why.
-pub(crate) fn select(config: &DriverConfig, wake_fd: RawFd) -> io::Result<(Driver, BackendInfo)> {
+pub(crate) fn select(
+    config: &DriverConfig,
+    links: &CoreLinks,
+) -> io::Result<(Driver, BackendInfo)> {
     let (choice, source) = resolve(config.backend)?;
     // Read only on the way to io_uring: the variable means nothing to a forced epoll.
     let cap = || resolve_tier(config.uring_tier);
     let epoll = |reason: String| -> io::Result<(Driver, BackendInfo)> {
-        let driver = EpollDriver::new(wake_fd, config.pool)?;
+        let driver = EpollDriver::new(links.wake_fd, config.pool, links.lane())?;
         Ok((
             Driver::Epoll(driver),
             BackendInfo {
                 kind: BackendKind::Epoll,
                 reason,
                 uring: None,
+                blocking_threads: links.blocking.max_threads(),
             },
         ))
     };
     match choice {
         BackendChoice::Epoll => epoll(format!("epoll {source}")),
-        BackendChoice::Uring => match try_uring(config, cap()?, wake_fd) {
+        BackendChoice::Uring => match try_uring(config, cap()?, links) {
             Ok((d, info)) => Ok((
                 Driver::Uring(d),
                 BackendInfo {
                     kind: BackendKind::Uring,
                     reason: format!("io_uring {source}"),
                     uring: Some(info),
+                    blocking_threads: links.blocking.max_threads(),
                 },
             )),
             Err((why, e)) => Err(io::Error::new(
@@ -402,13 +516,14 @@ pub(crate) fn select(config: &DriverConfig, wake_fd: RawFd) -> io::Result<(Drive
                 format!("corering: io_uring backend {source} but {why}"),
             )),
         },
-        BackendChoice::Auto => match try_uring(config, cap()?, wake_fd) {
+        BackendChoice::Auto => match try_uring(config, cap()?, links) {
             Ok((d, info)) => Ok((
                 Driver::Uring(d),
                 BackendInfo {
                     kind: BackendKind::Uring,
                     reason: format!("io_uring works here ({source})"),
                     uring: Some(info),
+                    blocking_threads: links.blocking.max_threads(),
                 },
             )),
             Err((why, _)) => epoll(format!("fell back to epoll: {why}")),

@@ -11,7 +11,9 @@
 //! |---|---|---|---|
 //! | `IORING_FEAT_EXT_ARG` | 5.11 | the bit is clear | bound waits with a TIMEOUT entry |
 //! | `IORING_OP_SHUTDOWN` | 5.11 | the probe lacks it | call `shutdown(2)` |
+//! | `IORING_OP_RENAMEAT`, `IORING_OP_UNLINKAT` | 5.11 | the probe lacks them | the blocking pool |
 //! | `IORING_REGISTER_IOWQ_MAX_WORKERS` | 5.15 | `EINVAL` | leave io-wq unbounded |
+//! | `IORING_OP_MKDIRAT` | 5.15 | the probe lacks it | the blocking pool |
 //! | `IORING_REGISTER_RING_FDS` | 5.18 | `EINVAL` | enter with the ring's fd |
 //! | `IORING_SETUP_COOP_TASKRUN` (+ `TASKRUN_FLAG`) | 5.19 | setup `EINVAL` | drop the flag, retry |
 //! | multishot `IORING_OP_ACCEPT` | 5.19 | the probe lacks `IORING_OP_SOCKET` (same release) | one accept entry per connection |
@@ -20,6 +22,7 @@
 //! | multishot `IORING_OP_RECV` | 6.0 | the probe lacks `IORING_OP_SEND_ZC` (same release) | one buffer-select recv per read |
 //! | `IORING_OP_SEND_ZC` | 6.0 | the probe lacks it | copying sends |
 //! | `IORING_SETUP_DEFER_TASKRUN` | 6.1 | setup `EINVAL` | drop the flag, retry |
+//! | `IORING_OP_FTRUNCATE` | 6.9 | the probe lacks it | the blocking pool |
 //! | recv bundles (`IORING_FEAT_RECVSEND_BUNDLE`) | 6.10 | the bit is clear | one buffer per completion (also the default: off) |
 //! | incremental buffer consumption (`IOU_PBUF_RING_INC`) | 6.12 | `EINVAL` | whole buffers (also the default: off) |
 //!
@@ -49,9 +52,9 @@ pub struct UringTier {
 impl UringTier {
     /// The floor: what every supported kernel offers.
     pub const V5_10: UringTier = UringTier::new(5, 10);
-    /// EXT_ARG (waits carry their timeout) and IORING_OP_SHUTDOWN.
+    /// EXT_ARG (waits carry their timeout), IORING_OP_SHUTDOWN, RENAMEAT and UNLINKAT.
     pub const V5_11: UringTier = UringTier::new(5, 11);
-    /// IORING_REGISTER_IOWQ_MAX_WORKERS (io-wq bounded per ring).
+    /// IORING_REGISTER_IOWQ_MAX_WORKERS (io-wq bounded per ring), IORING_OP_MKDIRAT.
     pub const V5_15: UringTier = UringTier::new(5, 15);
     /// A registered ring fd (IORING_REGISTER_RING_FDS, IORING_ENTER_REGISTERED_RING).
     pub const V5_18: UringTier = UringTier::new(5, 18);
@@ -61,12 +64,14 @@ impl UringTier {
     pub const V6_0: UringTier = UringTier::new(6, 0);
     /// IORING_SETUP_DEFER_TASKRUN.
     pub const V6_1: UringTier = UringTier::new(6, 1);
+    /// IORING_OP_FTRUNCATE.
+    pub const V6_9: UringTier = UringTier::new(6, 9);
     /// Recv bundles (off unless asked for).
     pub const V6_10: UringTier = UringTier::new(6, 10);
     /// Incremental buffer consumption (off unless asked for).
     pub const V6_12: UringTier = UringTier::new(6, 12);
     /// Every tier, oldest first.
-    pub const ALL: [UringTier; 9] = [
+    pub const ALL: [UringTier; 10] = [
         UringTier::V5_10,
         UringTier::V5_11,
         UringTier::V5_15,
@@ -74,6 +79,7 @@ impl UringTier {
         UringTier::V5_19,
         UringTier::V6_0,
         UringTier::V6_1,
+        UringTier::V6_9,
         UringTier::V6_10,
         UringTier::V6_12,
     ];
@@ -134,7 +140,10 @@ impl FromStr for UringTier {
 pub(crate) enum UringFeature {
     ExtArg,
     OpShutdown,
+    /// RENAMEAT and UNLINKAT.
+    OpPathAt,
     IowqMaxWorkers,
+    OpMkdirAt,
     RegisteredRing,
     CoopTaskrun,
     MultishotAccept,
@@ -143,15 +152,18 @@ pub(crate) enum UringFeature {
     MultishotRecv,
     SendZc,
     DeferTaskrun,
+    OpFtruncate,
     RecvBundle,
     IncrementalBuffers,
 }
 
 impl UringFeature {
-    pub(crate) const ALL: [UringFeature; 13] = [
+    pub(crate) const ALL: [UringFeature; 16] = [
         UringFeature::ExtArg,
         UringFeature::OpShutdown,
+        UringFeature::OpPathAt,
         UringFeature::IowqMaxWorkers,
+        UringFeature::OpMkdirAt,
         UringFeature::RegisteredRing,
         UringFeature::CoopTaskrun,
         UringFeature::MultishotAccept,
@@ -160,6 +172,7 @@ impl UringFeature {
         UringFeature::MultishotRecv,
         UringFeature::SendZc,
         UringFeature::DeferTaskrun,
+        UringFeature::OpFtruncate,
         UringFeature::RecvBundle,
         UringFeature::IncrementalBuffers,
     ];
@@ -167,8 +180,10 @@ impl UringFeature {
     /// The kernel version that brought it.
     pub(crate) const fn since(self) -> UringTier {
         match self {
-            UringFeature::ExtArg | UringFeature::OpShutdown => UringTier::V5_11,
-            UringFeature::IowqMaxWorkers => UringTier::V5_15,
+            UringFeature::ExtArg | UringFeature::OpShutdown | UringFeature::OpPathAt => {
+                UringTier::V5_11
+            }
+            UringFeature::IowqMaxWorkers | UringFeature::OpMkdirAt => UringTier::V5_15,
             UringFeature::RegisteredRing => UringTier::V5_18,
             UringFeature::CoopTaskrun | UringFeature::MultishotAccept | UringFeature::BufRing => {
                 UringTier::V5_19
@@ -177,6 +192,7 @@ impl UringFeature {
                 UringTier::V6_0
             }
             UringFeature::DeferTaskrun => UringTier::V6_1,
+            UringFeature::OpFtruncate => UringTier::V6_9,
             UringFeature::RecvBundle => UringTier::V6_10,
             UringFeature::IncrementalBuffers => UringTier::V6_12,
         }
@@ -243,7 +259,8 @@ mod tests {
             ("5.14", UringTier::V5_11),
             ("5.15.0-91-generic", UringTier::V5_15),
             ("6.0", UringTier::V6_0),
-            ("6.9", UringTier::V6_1),
+            ("6.8", UringTier::V6_1),
+            ("6.9", UringTier::V6_9),
             ("6.12.117+deb12", UringTier::V6_12),
             ("7.3", UringTier::V6_12),
         ];

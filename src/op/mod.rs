@@ -1,6 +1,7 @@
 //! One operation vocabulary for both backends.
 //!
-//! Each operation (accept, connect, recv, send, shutdown, close, timeout, nop) is a small file
+//! Each operation (accept, connect, recv, send, shutdown, close, timeout, nop; the file ops in
+//! `fs`; a `spawn_blocking` job) is a small file
 //! here: one plain struct that owns everything the kernel may touch while it runs and
 //! implements the backend contract of `driver::contract` (its io_uring entry, its epoll
 //! syscall, and what a completion means).
@@ -21,10 +22,12 @@
 //! ```
 mod accept;
 pub(crate) mod accept_multi;
+pub(crate) mod blocking;
 pub(crate) mod cancel;
 mod close;
 mod connect;
 pub(crate) mod fd;
+pub(crate) mod fs;
 pub(crate) mod multi;
 mod nop;
 pub(crate) mod pooled;

@@ -10,7 +10,10 @@ use super::inbox::Shared;
 use super::shutdown::{ShutdownHandle, ShutdownState};
 use super::RuntimeStats;
 use crate::buf::PoolConfig;
-use crate::driver::{BackendChoice, BackendInfo, DriverConfig, TierRequest, UringTier, ZeroCopy};
+use crate::driver::blocking::{BlockingPool, DEFAULT_THREADS};
+use crate::driver::{
+    BackendChoice, BackendInfo, DriverConfig, IoWorkers, TierRequest, UringTier, ZeroCopy,
+};
 
 /// Configures and builds a [`Runtime`].
 ///
@@ -37,6 +40,8 @@ impl Default for Builder {
                 uring_tier: TierRequest::FromEnv,
                 pool: PoolConfig::default(),
                 zero_copy: ZeroCopy::default(),
+                blocking_threads: DEFAULT_THREADS,
+                io_workers: IoWorkers::default(),
             },
             cores: None,
             pin: true,
@@ -131,6 +136,39 @@ impl Builder {
         self
     }
 
+    /// The bound on the runtime's blocking-pool threads (default 64), shared by all its
+    /// cores: file operations on epoll, file opcodes the kernel lacks on io_uring, and
+    /// [`spawn_blocking`](crate::spawn_blocking) jobs run there. Threads start as work arrives
+    /// and end after 10 s idle; jobs beyond the bound wait their turn. The bound in force is
+    /// [`BackendInfo::blocking_threads`].
+    ///
+    /// ```
+    /// let rt = corering::Builder::new().blocking_threads(4).build().unwrap();
+    /// assert_eq!(rt.backend().blocking_threads(), 4);
+    /// ```
+    pub fn blocking_threads(mut self, n: usize) -> Builder {
+        self.config.blocking_threads = n.max(1);
+        self
+    }
+
+    /// io_uring's own worker limits per ring (`IORING_REGISTER_IOWQ_MAX_WORKERS`, 5.15+):
+    /// at most `bounded` io-wq workers for regular files and block devices (file reads that
+    /// miss the page cache, writes, fsync) and `unbounded` for everything else. 0 keeps the
+    /// kernel's limit. Default: `(0, 64)`. The limits in force are
+    /// [`UringInfo::io_workers`](crate::UringInfo::io_workers); kernels before 5.15 cannot
+    /// bound io-wq, and ignore this.
+    ///
+    /// ```
+    /// let rt = corering::Builder::new().io_workers(8, 64).build().unwrap();
+    /// if let Some(limits) = rt.backend().uring().and_then(|u| u.io_workers) {
+    ///     assert_eq!(limits[0], 8);
+    /// }
+    /// ```
+    pub fn io_workers(mut self, bounded: u32, unbounded: u32) -> Builder {
+        self.config.io_workers = IoWorkers { bounded, unbounded };
+        self
+    }
+
     /// How many cores [`Runtime::run`] runs (default: the CPUs this process may run on).
     pub fn cores(mut self, n: usize) -> Builder {
         self.cores = Some(n.max(1));
@@ -170,6 +208,7 @@ impl Builder {
         let shared = Arc::new(Shared::new(super::next_core_id())?);
         let set = Arc::new(CoreSet {
             cores: vec![shared.clone()],
+            blocking: Arc::new(BlockingPool::new(self.config.blocking_threads)),
         });
         let shutdown = Arc::new(ShutdownState::default());
         shutdown.register(&shared);

@@ -25,7 +25,8 @@ use super::shutdown::ShutdownState;
 use super::waker::{TaskWaker, ROOT_KEY};
 use super::{Enter, JoinError, RuntimeStats};
 use crate::context::CoreContext;
-use crate::driver::{self, BackendInfo, DriverConfig, Ready};
+use crate::driver::blocking::BlockingPool;
+use crate::driver::{self, BackendInfo, CoreLinks, DriverConfig, Ready};
 
 /// How long `block_on` waits, at most, for the kernel to answer the cancels of dropped ops
 /// before it returns anyway (they stay in the op table, answered on a later turn).
@@ -36,6 +37,8 @@ const SETTLE_LIMIT: Duration = Duration::from_secs(10);
 /// [`Runtime::run`]: crate::Runtime::run
 pub(crate) struct CoreSet {
     pub cores: Vec<Arc<Shared>>,
+    /// The blocking pool the cores share.
+    pub blocking: Arc<BlockingPool>,
 }
 
 /// How the loop treats the end of the root future.
@@ -75,8 +78,16 @@ impl Core {
         set: Arc<CoreSet>,
         shutdown: Arc<ShutdownState>,
     ) -> io::Result<Core> {
-        let wake_fd = std::os::fd::AsRawFd::as_raw_fd(&shared.wake_fd);
-        let (driver, info) = driver::select(config, wake_fd)?;
+        let notify = {
+            let shared = shared.clone();
+            Arc::new(move || shared.notify())
+        };
+        let links = CoreLinks {
+            wake_fd: std::os::fd::AsRawFd::as_raw_fd(&shared.wake_fd),
+            notify,
+            blocking: set.blocking.clone(),
+        };
+        let (driver, info) = driver::select(config, &links)?;
         let root_waker = Arc::new(TaskWaker {
             key: ROOT_KEY,
             shared: shared.clone(),
@@ -102,6 +113,8 @@ impl Core {
     pub fn stats(&self) -> RuntimeStats {
         let mut s = *self.stats.borrow();
         s.tasks_alive = self.tasks.borrow().len() as u64;
+        let (threads, peak) = self.set.blocking.threads();
+        (s.blocking_threads, s.blocking_threads_peak) = (threads as u64, peak as u64);
         s.driver = self.ctx.driver.borrow().stats();
         s
     }

@@ -46,6 +46,10 @@ pub struct RuntimeStats {
     pub tasks_alive: u64,
     /// Wake-ups that came from other threads (other cores included).
     pub remote_wakes: u64,
+    /// Threads of the runtime's blocking pool alive now (shared by its cores).
+    pub blocking_threads: u64,
+    /// The most blocking-pool threads alive at once so far.
+    pub blocking_threads_peak: u64,
     /// The driver's counters.
     pub driver: DriverStats,
 }
@@ -129,6 +133,41 @@ where
     F::Output: 'static,
 {
     join::spawn_on_core(&current(), future)
+}
+
+/// Runs `f` on the runtime's blocking pool (a thread that may block: a slow syscall, a
+/// CPU-heavy computation, a library without async) and gives its value to the task that
+/// awaits the handle, on this core. The pool is bounded
+/// ([`Builder::blocking_threads`](crate::Builder::blocking_threads)); jobs beyond the bound wait
+/// their turn. A panic in `f` ends only that job: the handle gives a panic [`JoinError`].
+/// [`JoinHandle::abort`] (or the runtime shutting down) before a thread has started the job
+/// means it never runs; a job already running runs to its end.
+///
+/// ```
+/// # corering::Runtime::new().unwrap().block_on(async {
+/// let sum = corering::spawn_blocking(|| (1..=100u64).sum::<u64>()).await.unwrap();
+/// assert_eq!(sum, 5050);
+/// let failed = corering::spawn_blocking(|| -> u8 { panic!("only this job") }).await;
+/// assert!(failed.unwrap_err().is_panic());
+/// # });
+/// ```
+///
+/// # Panics
+///
+/// Outside a runtime.
+pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let job = crate::op::Op::new(crate::op::blocking::BlockingFn::new(f));
+    spawn(async move {
+        match job.await {
+            Ok(Ok(value)) => value,
+            Ok(Err(payload)) => std::panic::resume_unwind(payload),
+            Err(e) => panic!("spawn_blocking: the job could not run: {e}"),
+        }
+    })
 }
 
 /// The backend of the current runtime.

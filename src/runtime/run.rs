@@ -9,6 +9,7 @@ use super::core::{Core, CoreSet, RootMode};
 use super::inbox::Shared;
 use super::signals::SignalWatch;
 use super::{JoinError, Runtime, RuntimeStats};
+use crate::driver::blocking::BlockingPool;
 use crate::driver::{BackendChoice, BackendKind};
 
 /// How one core of [`Runtime::run`] ended.
@@ -188,6 +189,7 @@ impl Runtime {
             .collect::<io::Result<_>>()?;
         let set = Arc::new(CoreSet {
             cores: shared.clone(),
+            blocking: Arc::new(BlockingPool::new(self.config.blocking_threads)),
         });
         let mut config = self.config.clone();
         config.backend = match self.core.info.kind() {

@@ -217,6 +217,7 @@ macro_rules! each_variant {
                 uring_5_19 = Variant::uring_at(T::V5_19),
                 uring_6_0 = Variant::uring_at(T::V6_0),
                 uring_6_1 = Variant::uring_at(T::V6_1),
+                uring_6_9 = Variant::uring_at(T::V6_9),
                 uring_6_10 = Variant::uring_at(T::V6_10),
                 uring_6_12 = Variant::uring_at(T::V6_12),
                 uring = Variant::URING,

@@ -13,13 +13,17 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::slots::OpTable;
+use super::lane::BlockingLane;
+use super::slots::{OnDrop, OpTable};
 use super::{DriverStats, EpollStep, FdKey, Interest, Leftover, OpCode, OpSlot, Ready, WAKE_TOKEN};
 use crate::buf::{BufPool, PoolConfig};
 use crate::sys::syscall;
 
 /// How many events one `epoll_wait` returns at most.
 const EVENTS: usize = 1024;
+
+/// How long shutdown waits for running pool jobs before it leaks their memory.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// One side (read or write) of a registered fd.
 #[derive(Default)]
@@ -65,10 +69,18 @@ pub(crate) struct EpollDriver {
     /// The core's buffer pool (a plain free list), made on first use.
     pub(super) pool: Option<BufPool>,
     pool_config: PoolConfig,
+    /// File ops and `spawn_blocking` jobs run on the blocking pool. Invariant: a slot of this
+    /// driver with an index but no `parked` fd is a pool job (a readiness waiter always has
+    /// both while its future holds the slot).
+    pub(super) lane: BlockingLane,
 }
 
 impl EpollDriver {
-    pub fn new(wake_fd: RawFd, pool_config: PoolConfig) -> io::Result<EpollDriver> {
+    pub fn new(
+        wake_fd: RawFd,
+        pool_config: PoolConfig,
+        lane: BlockingLane,
+    ) -> io::Result<EpollDriver> {
         let fd = syscall!(epoll_create1(libc::EPOLL_CLOEXEC))?;
         // SAFETY: epoll_create1 just returned this fd and nothing else owns it.
         let epfd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -93,6 +105,7 @@ impl EpollDriver {
             wake_fd,
             pool: None,
             pool_config,
+            lane,
         })
     }
 
@@ -111,6 +124,13 @@ impl EpollDriver {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<u32>> {
         match slot.index {
+            // A pool job: its answer is the op's.
+            Some(index) if slot.parked.is_none() => {
+                return self.ops.poll(index, cx.waker()).map(|(res, _)| {
+                    slot.index = None;
+                    crate::sys::cqe_result(res)
+                });
+            }
             // Parked: retry only once readiness (res 0) or a cancel (-errno) arrived.
             Some(index) => match self.ops.poll_keep(index, cx.waker()) {
                 Poll::Pending => return Poll::Pending,
@@ -131,17 +151,28 @@ impl EpollDriver {
                 EpollStep::Wait(key, interest)
             }
             _ => {
-                // A readiness wait tries no syscall of its own.
-                if !op.parks_after_eagain() {
+                let step = op.epoll_try();
+                // A readiness wait tries no syscall of its own; a pool job's is the pool's.
+                if !op.parks_after_eagain() && !matches!(step, EpollStep::Blocking(_)) {
                     self.stats.io_syscalls += 1;
                 }
-                op.epoll_try()
+                step
             }
         };
         match step {
             EpollStep::Done(res) => {
                 self.finish(slot);
                 Poll::Ready(res)
+            }
+            EpollStep::Blocking(call) => {
+                let index = self.ops.insert(cx.waker());
+                if let Err(e) = self.lane.submit(index, self.ops.user_data(index), call) {
+                    self.ops.remove(index);
+                    self.stats.ops_completed += 1;
+                    return Poll::Ready(Err(e));
+                }
+                slot.index = Some(index);
+                Poll::Pending
             }
             EpollStep::WouldBlock(key, interest) => {
                 // Registered now, so that the next op on this side parks until an edge
@@ -216,7 +247,24 @@ impl EpollDriver {
         self.ops.remove(index);
     }
 
-    pub fn drop_op<T: OpCode>(&mut self, slot: &mut OpSlot, data: T) -> Leftover<T> {
+    pub fn drop_op<T: OpCode>(&mut self, slot: &mut OpSlot, mut data: T) -> Leftover<T> {
+        if let (Some(index), None) = (slot.index, slot.parked) {
+            slot.index = None;
+            if self.lane.cancel(index, &mut self.ready) {
+                // Never started: nothing touched the op's memory, nothing will.
+                self.stats.ops_completed += 1;
+                self.ops.remove(index);
+                return Leftover::Data(data);
+            }
+            // A pool thread runs it: its resources wait in the slot for its answer.
+            data.on_orphaned();
+            return match self.ops.orphan(index, Box::new(data)) {
+                OnDrop::AlreadyDone(resources, res, flags) => {
+                    Leftover::Finish(resources, res, flags)
+                }
+                OnDrop::Orphaned => Leftover::None,
+            };
+        }
         if slot.index.is_some() {
             // Nothing is in the kernel: unfile the waiter and free everything now. Counted as
             // completed (cancelled), so that submitted == completed once idle.
@@ -228,8 +276,18 @@ impl EpollDriver {
     /// A cancel scope ends a parked op: it completes with `-ECANCELED` (nothing is in the
     /// kernel, so nothing was transferred), also when a readiness it has not acted on yet had
     /// come (its retry could only park it again); the future unfiles it when it takes the result.
+    /// A pool job is cancelled only if no thread has started it (a started one answers in its
+    /// own time).
     pub fn cancel_op(&mut self, index: usize) {
-        let action = self.ops.override_result(index, -libc::ECANCELED);
+        let action = if self.lane.owns(index) {
+            if !self.lane.cancel(index, &mut self.ready) {
+                return;
+            }
+            self.stats.ops_completed += 1;
+            self.ops.complete(index, -libc::ECANCELED, 0)
+        } else {
+            self.ops.override_result(index, -libc::ECANCELED)
+        };
         self.ready.push(action);
     }
 
@@ -299,6 +357,10 @@ impl EpollDriver {
     }
 
     pub fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        let timeout = match self.lane.has_answers() {
+            true => Some(Duration::ZERO),
+            false => timeout,
+        };
         let ms = match timeout {
             None => -1,
             // Round up: waking before the deadline would only make the runtime wait again.
@@ -330,7 +392,21 @@ impl EpollDriver {
                 self.edge(ev.u64 as usize, ev.events as i32);
             }
         }
+        self.lane
+            .take_answers(&mut self.ops, &mut self.ready, &mut self.stats);
         Ok(())
+    }
+
+    /// One turn towards every orphaned op answered (only pool jobs can be orphaned here):
+    /// waits for an answer until `deadline` at most. Returns whether any are left.
+    pub fn settle_step(&mut self, deadline: std::time::Instant) -> io::Result<bool> {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if self.ops.orphaned() > 0 && !left.is_zero() {
+            self.lane.wait(left.min(Duration::from_millis(100)));
+            self.lane
+                .take_answers(&mut self.ops, &mut self.ready, &mut self.stats);
+        }
+        Ok(self.ops.orphaned() > 0)
     }
 
     /// An edge on fd number `fd`: wake the waiters of the sides it concerns.
@@ -353,12 +429,31 @@ impl EpollDriver {
         }
     }
 
-    /// Nothing is in the kernel on epoll: waiters simply stop waiting.
+    /// Nothing is in the kernel on epoll: waiters simply stop waiting. Pool jobs not started
+    /// are cancelled; started ones are waited for (their threads use the ops' memory), up to
+    /// [`SHUTDOWN_GRACE`], after which what they hold is leaked rather than freed under them.
     pub fn shutdown(&mut self) {
         for state in &mut self.fds {
             for side in &mut state.sides {
                 side.waiters.clear();
             }
+        }
+        let lane = &mut self.lane;
+        lane.cancel_all(&mut self.ops, &mut self.ready, &mut self.stats);
+        let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
+        while lane.in_flight() > 0 {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                eprintln!(
+                    "corering: {} blocking-pool jobs still run after {SHUTDOWN_GRACE:?}; \
+                     leaking their memory rather than freeing it under them",
+                    lane.in_flight()
+                );
+                std::mem::forget(std::mem::take(&mut self.ops));
+                return;
+            }
+            lane.wait(left.min(Duration::from_millis(100)));
+            lane.take_answers(&mut self.ops, &mut self.ready, &mut self.stats);
         }
     }
 }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
+use super::lane::BlockingLane;
 use super::slots::{OnDrop, OpTable, CQE_F_MORE};
 use super::tier::TierCap;
 use super::{
@@ -67,6 +68,8 @@ pub(crate) struct UringDriver {
     turns_without_enter: u32,
     /// When the driver has leaked its ring (shutdown could not drain it), nothing more is done.
     leaked: bool,
+    /// Ops whose opcode this kernel lacks, and `spawn_blocking` jobs, run on the blocking pool.
+    pub(super) lane: BlockingLane,
 }
 
 impl UringDriver {
@@ -75,7 +78,7 @@ impl UringDriver {
         caps: UringCaps,
         (ext_arg, defer_taskrun): (bool, bool),
         (cap, pool_config, zero_copy): (TierCap, PoolConfig, ZeroCopy),
-        wake_fd: RawFd,
+        (wake_fd, lane): (RawFd, BlockingLane),
     ) -> io::Result<UringDriver> {
         use std::os::fd::AsRawFd;
         let enter = Enter::new(ring.as_raw_fd(), cap);
@@ -97,6 +100,7 @@ impl UringDriver {
             last_dropped: 0,
             turns_without_enter: 0,
             leaked: false,
+            lane,
         })
     }
 
@@ -116,6 +120,7 @@ impl UringDriver {
         let entry = match op.uring_entry(&self.caps) {
             UringStep::Submit(entry) => entry,
             UringStep::Done(res) => return Poll::Ready(res),
+            UringStep::Blocking(call) => return self.submit_blocking(slot, call, cx),
         };
         let index = self.ops.insert(cx.waker());
         if let Err(e) = self.push(entry.user_data(self.ops.user_data(index))) {
@@ -129,10 +134,33 @@ impl UringDriver {
         Poll::Pending
     }
 
+    /// Files a pool job: its answer completes the slot as a CQE would.
+    fn submit_blocking(
+        &mut self,
+        slot: &mut OpSlot,
+        call: super::blocking::BlockingCall,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<u32>> {
+        let index = self.ops.insert(cx.waker());
+        if let Err(e) = self.lane.submit(index, self.ops.user_data(index), call) {
+            self.ops.remove(index);
+            return Poll::Ready(Err(e));
+        }
+        self.stats.ops_submitted += 1;
+        slot.index = Some(index);
+        Poll::Pending
+    }
+
     pub fn drop_op<T: OpCode>(&mut self, slot: &mut OpSlot, mut data: T) -> Leftover<T> {
         let Some(index) = slot.index.take() else {
             return Leftover::Data(data);
         };
+        if self.lane.cancel(index, &mut self.ready) {
+            // A pool job no thread had started: it never runs.
+            self.stats.ops_completed += 1;
+            self.ops.remove(index);
+            return Leftover::Data(data);
+        }
         if self.leaked {
             // The ring was abandoned with this op in it: its memory must never be freed.
             std::mem::forget(data);
@@ -141,6 +169,8 @@ impl UringDriver {
         data.on_orphaned();
         match self.ops.orphan(index, Box::new(data)) {
             OnDrop::AlreadyDone(resources, res, flags) => Leftover::Finish(resources, res, flags),
+            // A running pool job cannot be cancelled: its answer frees the resources.
+            OnDrop::Orphaned if self.lane.owns(index) => Leftover::None,
             OnDrop::Orphaned => {
                 // The cancel goes out with the next enter: the op holds its fd handle, so the
                 // fd number cannot be closed and reused before the op's completion arrives,
@@ -158,6 +188,15 @@ impl UringDriver {
 
     /// A cancel scope ends the op in `index` early: its own completion answers its future.
     pub fn cancel_op(&mut self, index: usize) {
+        if self.lane.owns(index) {
+            // Only a job not yet started can be stopped; a started one answers in its time.
+            if self.lane.cancel(index, &mut self.ready) {
+                self.stats.ops_completed += 1;
+                let action = self.ops.complete(index, -libc::ECANCELED, 0);
+                self.ready.push(action);
+            }
+            return;
+        }
         if !self.leaked && (self.ops.is_waiting(index) || self.ops.is_multi_armed(index)) {
             self.cancel(index);
         }
@@ -170,7 +209,14 @@ impl UringDriver {
         if self.leaked || self.ops.orphaned() == 0 || left.is_zero() {
             return Ok(!self.leaked && self.ops.orphaned() > 0);
         }
-        self.park(Some(left.min(Duration::from_millis(100))))?;
+        if self.lane.in_flight() > 0 {
+            // Pool answers wake the ring only through the inbox, which is not read while
+            // settling: look for them every few milliseconds.
+            self.lane.wait(Duration::from_millis(5));
+            self.park(Some(Duration::ZERO))?;
+        } else {
+            self.park(Some(left.min(Duration::from_millis(100))))?;
+        }
         Ok(self.ops.orphaned() > 0)
     }
 
@@ -312,8 +358,14 @@ impl UringDriver {
         if self.ring.submission().cq_overflow() {
             self.stats.cq_overflows += 1;
         }
+        let timeout = match self.lane.has_answers() {
+            true => Some(Duration::ZERO),
+            false => timeout,
+        };
         self.wait(timeout)?;
         self.reap();
+        self.lane
+            .take_answers(&mut self.ops, &mut self.ready, &mut self.stats);
         Ok(())
     }
 
@@ -329,8 +381,12 @@ impl UringDriver {
         if self.wake_armed {
             let _ = self.push(entry);
         }
+        self.lane
+            .cancel_all(&mut self.ops, &mut self.ready, &mut self.stats);
         for index in self.ops.in_flight() {
-            self.cancel(index);
+            if !self.lane.owns(index) {
+                self.cancel(index);
+            }
         }
         while !self.ops.in_flight().is_empty() || self.wake_armed {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -344,8 +400,12 @@ impl UringDriver {
                 self.leaked = true;
                 return;
             }
-            if self
-                .wait(Some(left.min(Duration::from_millis(100))))
+            // Only pool jobs left: their answers do not wake the ring.
+            let only_pool = self.ops.in_flight().len() == self.lane.in_flight() && !self.wake_armed;
+            if only_pool {
+                self.lane.wait(left.min(Duration::from_millis(100)));
+            } else if self
+                .wait(Some(left.min(Duration::from_millis(10))))
                 .is_err()
             {
                 self.leaked = true;
@@ -354,6 +414,8 @@ impl UringDriver {
             // Orphans whose completion arrives land in `ready`, which the runtime runs after
             // this returns.
             self.reap();
+            self.lane
+                .take_answers(&mut self.ops, &mut self.ready, &mut self.stats);
         }
     }
 }
