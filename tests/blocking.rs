@@ -204,7 +204,73 @@ fn shutdown_waits_for_a_running_job(v: Variant) {
     );
 }
 
+/// Two cores share one pool (two threads): each core's file reads and jobs come back to it,
+/// on its own thread, with its own bytes.
+fn cores_share_one_pool(v: Variant) {
+    let dir = std::env::temp_dir().join(format!(
+        "corering-cores-{}-{}",
+        v.label(),
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    for core in 0..2u8 {
+        std::fs::write(dir.join(core.to_string()), vec![core + 1; 256 * 1024]).unwrap();
+    }
+    let rt = v
+        .builder()
+        .cores(2)
+        .pin_cores(false)
+        .blocking_threads(2)
+        .build()
+        .unwrap();
+    let dir2 = dir.clone();
+    let reports = rt
+        .run(move |core| {
+            let dir = dir2.clone();
+            async move {
+                let me = std::thread::current().id();
+                let file = std::rc::Rc::new(File::open(dir.join(core.to_string())).await.unwrap());
+                let reads: Vec<_> = (0..32u64)
+                    .map(|i| {
+                        let file = file.clone();
+                        spawn(async move {
+                            let (res, buf) = file.read_at(Vec::with_capacity(8192), i * 8192).await;
+                            assert_eq!(res.unwrap(), 8192);
+                            assert!(
+                                buf.iter().all(|&b| b == core as u8 + 1),
+                                "another core's bytes"
+                            );
+                            assert_eq!(
+                                std::thread::current().id(),
+                                me,
+                                "answered on another thread"
+                            );
+                        })
+                    })
+                    .collect();
+                let jobs: Vec<_> = (0..16).map(|i| spawn_blocking(move || i + core)).collect();
+                for r in reads {
+                    r.await.unwrap();
+                }
+                let mut sum = 0;
+                for j in jobs {
+                    sum += j.await.unwrap();
+                }
+                assert_eq!(std::thread::current().id(), me);
+                (sum, corering::stats().blocking_threads_peak)
+            }
+        })
+        .unwrap();
+    for (core, r) in reports.iter().enumerate() {
+        let (sum, peak) = *r.output.as_ref().expect("core output");
+        assert_eq!(sum, (0..16).sum::<usize>() + 16 * core);
+        assert!(peak <= 2, "the pool grew past its bound: {peak}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 each_variant!(
+    cores_share_one_pool,
     more_jobs_than_threads,
     a_panicking_job_ends_only_itself,
     a_job_not_started_never_runs,

@@ -83,7 +83,11 @@ fn a_capped_ring_uses_nothing_newer_than_its_tier(v: Variant) {
     }
     // io-wq can be bounded from 5.15; the limits in force are reported.
     if kernel.io_workers.is_some() {
-        assert_eq!(ring.io_workers.is_some(), cap >= UringTier::V5_15, "{report}");
+        assert_eq!(
+            ring.io_workers.is_some(),
+            cap >= UringTier::V5_15,
+            "{report}"
+        );
     }
     // The same setup path as the kernel's own answers: the flags it took, less newer ones.
     let expected: Vec<&str> = (kernel.setup_flags.iter().copied())

@@ -134,6 +134,9 @@ struct PoolInner {
     state: Mutex<PoolState>,
     work: Condvar,
     max_threads: usize,
+    /// The CPUs the process could run on when the pool was made: a pool thread is started by
+    /// a core's thread, which may be pinned to one CPU, and would inherit that.
+    cpus: Option<libc::cpu_set_t>,
     /// Jobs run so far.
     jobs_run: AtomicUsize,
 }
@@ -157,6 +160,7 @@ impl BlockingPool {
                 }),
                 work: Condvar::new(),
                 max_threads: max_threads.max(1),
+                cpus: allowed_cpus(),
                 jobs_run: AtomicUsize::new(0),
             }),
         }
@@ -231,8 +235,24 @@ impl BlockingPool {
     }
 }
 
+/// The calling thread's CPU affinity.
+fn allowed_cpus() -> Option<libc::cpu_set_t> {
+    // SAFETY: cpu_set_t is a plain bit array, for which all zeroes is a valid (empty) set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: `set` is a live cpu_set_t of `size` bytes for the kernel to fill.
+    let res = unsafe { libc::sched_getaffinity(0, size, &mut set) };
+    (res == 0).then_some(set)
+}
+
 impl PoolInner {
     fn work_loop(&self) {
+        if let Some(set) = &self.cpus {
+            let size = std::mem::size_of::<libc::cpu_set_t>();
+            // SAFETY: `set` is a live cpu_set_t of `size` bytes; failure only leaves the
+            // inherited affinity.
+            let _ = unsafe { libc::sched_setaffinity(0, size, set) };
+        }
         while let Some(job) = self.next_job() {
             if !job.ticket.start() {
                 // Cancelled while queued: never run; its op's memory is already free.
