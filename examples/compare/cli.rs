@@ -24,6 +24,16 @@ usage: cargo run --release --example compare -- [options]
   --server-core N     core the servers are pinned to (default: the second usable core, e.g. 1)
   --client-core N     core the load generator is pinned to (default: the first, e.g. 0)
   --out DIR           where JSON, CSV and SVG go (default target/corering-bench)
+  --files             add the file cases, each a runner process pinned to the servers' core:
+                      file_random_read (4 KiB reads at random offsets of a 256 MiB file in
+                      the page cache, 64 in flight) and file_write_fsync (sequential 64 KiB
+                      writes, fsync every 1 MiB); runners: corering-uring, corering-epoll,
+                      tokio and go, as far as --servers names them
+  --files-only        run only the file cases (the network cases and their options are left
+                      out)
+  --file-dir DIR      where the file cases read and write: a directory on the disk to measure,
+                      not tmpfs (default: files/ under the --out directory); the 256 MiB read
+                      file is written there once and kept
 
 Figures are medians over the rounds; ratios are medians of the ratios within each round.
 The default matrix takes about 13 minutes. Exit status 1 if any run had an error.
@@ -46,6 +56,9 @@ pub struct Config {
     pub client_core: Option<usize>,
     pub out: PathBuf,
     pub quick: bool,
+    /// Whether the file cases run, and where.
+    pub files: bool,
+    pub file_dir: PathBuf,
 }
 
 pub fn usage(msg: &str) -> ! {
@@ -124,6 +137,9 @@ struct Given {
     server_core: Option<usize>,
     client_core: Option<usize>,
     out: Option<PathBuf>,
+    files: bool,
+    files_only: bool,
+    file_dir: Option<PathBuf>,
 }
 
 pub fn parse_args(args: Vec<String>) -> Config {
@@ -149,6 +165,9 @@ pub fn parse_args(args: Vec<String>) -> Config {
             "--server-core" => g.server_core = Some(number(&value(), "--server-core")),
             "--client-core" => g.client_core = Some(number(&value(), "--client-core")),
             "--out" => g.out = Some(PathBuf::from(value())),
+            "--files" => g.files = true,
+            "--files-only" => g.files_only = true,
+            "--file-dir" => g.file_dir = Some(PathBuf::from(value())),
             other => usage(&format!("unknown option {other:?}")),
         }
     }
@@ -159,16 +178,21 @@ impl Given {
     /// The options with the defaults filled in (those of `--quick` where it was given).
     fn config(self) -> Config {
         let quick = self.quick;
-        let conns = self.conns.unwrap_or(if quick {
+        let mut conns = self.conns.unwrap_or(if quick {
             vec![1, 64]
         } else {
             vec![1, 16, 256, 1024, 10000]
         });
-        let sizes = self.sizes.unwrap_or(vec![64, 4096]);
-        let stream = self.stream.unwrap_or(vec![1, 16]);
+        let mut sizes = self.sizes.unwrap_or(vec![64, 4096]);
+        let mut stream = self.stream.unwrap_or(vec![1, 16]);
+        let mut idle = self.idle.unwrap_or(1000);
+        if self.files_only {
+            (conns, sizes, stream, idle) = (Vec::new(), Vec::new(), Vec::new(), 0);
+        }
         if [&conns, &sizes, &stream].iter().any(|v| v.contains(&0)) {
             usage("connection counts and sizes must be at least 1");
         }
+        let out = self.out.unwrap_or_else(default_out);
         let cfg = Config {
             servers: self
                 .servers
@@ -176,14 +200,16 @@ impl Given {
             conns,
             sizes,
             stream,
-            idle: self.idle.unwrap_or(1000),
+            idle,
             rounds: self.rounds.unwrap_or(if quick { 1 } else { 5 }).max(1),
             seconds: self.seconds.unwrap_or(if quick { 0.4 } else { 1.0 }),
             warmup: self.warmup.unwrap_or(if quick { 0.2 } else { 0.3 }),
             server_core: self.server_core,
             client_core: self.client_core,
-            out: self.out.unwrap_or_else(default_out),
+            file_dir: self.file_dir.unwrap_or_else(|| out.join("files")),
+            out,
             quick,
+            files: self.files || self.files_only,
         };
         if !(cfg.seconds > 0.0 && cfg.warmup >= 0.0) {
             usage("--seconds must be positive and --warmup not negative");

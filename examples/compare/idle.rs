@@ -90,6 +90,7 @@ fn sample(m: Measured, conns: usize, took: Duration) -> Sample {
             after,
             per_conn: (after - before) / conns.max(1) as f64,
         }),
+        file: None,
     }
 }
 

@@ -1,17 +1,22 @@
-// cargo run --release --example compare -- [--quick] [--servers a,b] [--conns 1,16,10000] [--sizes 64,4096] [--stream-conns 1,16] [--idle N] [--rounds N] [--seconds S]
+// cargo run --release --example compare -- [--quick] [--servers a,b] [--conns 1,16,10000] [--sizes 64,4096] [--stream-conns 1,16] [--idle N] [--rounds N] [--seconds S] [--files | --files-only] [--file-dir DIR]
 //! corering's comparison runner: echo servers on io_uring and on epoll — corering's two
 //! backends, hand-written loops with no runtime (the floor), tokio, monoio and Go — each in its
 //! own process pinned to one core, driven by one fixed load generator pinned to another core.
 //! The cases: request/response echo (message sizes × connection counts up to 10,000),
-//! streaming over 1 and 16 connections, and the server's memory per idle connection.
+//! streaming over 1 and 16 connections, and the server's memory per idle connection. With
+//! `--files` (or `--files-only`), file I/O too: random 4 KiB reads from the page cache and
+//! 64 KiB writes with fsync, each runner a process pinned to the servers' core (`files`).
 //!
 //! Prints a progress line (stderr) and a table (stdout); writes JSON, CSV and an SVG chart under
 //! `target/corering-bench/`. `--help` lists the options. The runner starts each server by
-//! running itself with the hidden `--serve KIND --addr ADDR`.
+//! running itself with the hidden `--serve KIND --addr ADDR`, and each file runner with the
+//! hidden `--file-bench KIND CASE PATH WARMUP SECONDS`.
 #![warn(clippy::undocumented_unsafe_blocks)]
 mod cli;
+mod files;
 mod idle;
 mod load;
+mod plan;
 mod raw_epoll;
 mod raw_uring;
 mod raw_uring_ms;
@@ -22,19 +27,23 @@ mod sys;
 use std::io::{self, BufRead, BufReader, IsTerminal, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 pub use cli::Config;
 use cli::{parse_args, usage};
-use report::{Case, Cell, RunResult, Sample};
+use plan::{plan, Skips};
+use report::{Case, RunResult, Sample};
 use servers::{Control, ServerStats};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--serve") {
         return serve_main(&args);
+    }
+    if args.first().map(String::as_str) == Some("--file-bench") {
+        return files::bench_main(&args);
     }
     let cfg = parse_args(args);
     match run(&cfg) {
@@ -92,6 +101,8 @@ struct Launcher {
     go_bin: Option<PathBuf>,
     server_core: usize,
     log: std::fs::File,
+    /// The file cases' directory and Go runner, when they run.
+    files: Option<files::Setup>,
 }
 
 impl Launcher {
@@ -175,6 +186,9 @@ struct Snap {
 }
 
 fn run_one(launcher: &Launcher, cfg: &Config, server: &str, case: Case) -> RunResult {
+    if case.is_file() {
+        return files::run_one(launcher, cfg, server, case);
+    }
     let mut srv = match launcher.start(server) {
         Start::Up(p) => p,
         Start::Skip(why) => return RunResult::Skipped(why),
@@ -200,6 +214,7 @@ fn run_one(launcher: &Launcher, cfg: &Config, server: &str, case: Case) -> RunRe
         }
         Case::Stream { conns } => load::stream(&srv.data, conns, warmup, measure, mark),
         Case::Idle { conns } => return idle::run(srv, conns),
+        Case::FileRandomRead | Case::FileWriteFsync => unreachable!("run by files::run_one"),
     };
     // The load generator's connections are closed by now; did the server survive?
     let exited = srv.child.try_wait().ok().flatten();
@@ -284,37 +299,8 @@ fn run_one(launcher: &Launcher, cfg: &Config, server: &str, case: Case) -> RunRe
         errors,
         first_error,
         rss: None,
+        file: None,
     })
-}
-
-/// Builds the Go server into `out/go-echo/` if `go` is on PATH.
-fn build_go(out: &Path) -> Result<PathBuf, String> {
-    let go = sys::which("go").ok_or("go is not installed (not on PATH)")?;
-    let dir = out.join("go-echo");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let src = dir.join("main.go");
-    let bin = dir.join("go-echo");
-    let unchanged = std::fs::read_to_string(&src).ok().as_deref() == Some(servers::GO_SOURCE);
-    if unchanged && bin.exists() {
-        return Ok(bin);
-    }
-    let write =
-        |p: &Path, s: &str| std::fs::write(p, s).map_err(|e| format!("{}: {e}", p.display()));
-    write(&src, servers::GO_SOURCE)?;
-    write(
-        &dir.join("go.mod"),
-        "module coreringbench/goecho\n\ngo 1.18\n",
-    )?;
-    let res = Command::new(go)
-        .args(["build", "-o", "go-echo", "."])
-        .current_dir(&dir)
-        .output()
-        .map_err(|e| format!("go build: {e}"))?;
-    if !res.status.success() {
-        let err = String::from_utf8_lossy(&res.stderr);
-        return Err(format!("go build failed: {}", err.trim()));
-    }
-    Ok(bin)
 }
 
 /// Prints progress on stderr: one line rewritten in place on a terminal, else a line per run.
@@ -418,64 +404,25 @@ fn run(cfg: &Config) -> io::Result<bool> {
     std::fs::create_dir_all(&cfg.out)?;
 
     // Servers that cannot run here are skipped up front, with the reason.
-    let uring = sys::uring_available();
-    let mut static_skip: Vec<(&str, String)> = Vec::new();
-    let mut go_bin = None;
-    for &name in &cfg.servers {
-        let kind = servers::kind(name).expect("validated");
-        if kind.uring {
-            if let Err(why) = &uring {
-                static_skip.push((name, why.clone()));
-                continue;
-            }
-        }
-        if name == "go" {
-            match build_go(&cfg.out) {
-                Ok(bin) => go_bin = Some(bin),
-                Err(why) => static_skip.push((name, why)),
-            }
-        }
-    }
+    let skips = Skips::find(cfg);
+    let (cases, mut cells) = plan(cfg, &skips);
+    let files = match cells.iter().any(|c| c.case.is_file()) {
+        true => Some(files::prepare(cfg, skips.go_files.as_ref().ok().cloned())?),
+        false => None,
+    };
     let log_path = cfg.out.join("servers.log");
     let launcher = Launcher {
         exe: std::env::current_exe()?,
-        go_bin,
+        go_bin: skips.go_echo.as_ref().ok().cloned(),
         server_core,
         log: std::fs::File::create(&log_path)?,
+        files,
     };
-
-    let mut cases: Vec<Case> = Vec::new();
-    for &size in &cfg.sizes {
-        for &conns in &cfg.conns {
-            cases.push(Case::Rr { conns, size });
-        }
-    }
-    cases.extend(cfg.stream.iter().map(|&conns| Case::Stream { conns }));
-    if cfg.idle > 0 {
-        cases.push(Case::Idle { conns: cfg.idle });
-    }
-    let mut cells: Vec<Cell> = Vec::new();
-    for &case in &cases {
-        for &server in &cfg.servers {
-            let skip = static_skip.iter().find(|(n, _)| *n == server);
-            cells.push(Cell {
-                server,
-                case,
-                runs: Vec::new(),
-                skipped: skip.map(|(_, why)| why.clone()),
-            });
-        }
-    }
-    let runnable = cfg
-        .servers
-        .iter()
-        .filter(|s| !static_skip.iter().any(|(n, _)| n == *s))
-        .count();
+    let runs: usize = cells.iter().filter(|c| c.skipped.is_none()).count();
     eprintln!(
-        "compare: {} servers ({} runnable) × {} cases × {} rounds, {} s + {} s warm-up each; \
+        "compare: {} servers × {} cases: {runs} runs × {} rounds, {} s + {} s warm-up each; \
          servers on core {server_core}, load on core {client_core}; output in {}",
         cfg.servers.len(),
-        runnable,
         cases.len(),
         cfg.rounds,
         cfg.seconds,
@@ -506,7 +453,7 @@ fn run(cfg: &Config) -> io::Result<bool> {
     let (ticks_start, own_start) = (sys::core_ticks(&bench_cores), sys::own_ticks());
     let mut progress = Progress {
         tty: io::stderr().is_terminal(),
-        total: runnable * cases.len() * cfg.rounds,
+        total: runs * cfg.rounds,
         done: 0,
         started: Instant::now(),
     };
@@ -516,10 +463,13 @@ fn run(cfg: &Config) -> io::Result<bool> {
             let n = cfg.servers.len();
             for k in 0..n {
                 let server = cfg.servers[(k + round) % n];
-                let cell = cells
+                // The file cases have cells for their runners only.
+                let Some(cell) = cells
                     .iter_mut()
                     .find(|c| c.server == server && c.case == case)
-                    .expect("every cell exists");
+                else {
+                    continue;
+                };
                 if cell.skipped.is_some() {
                     continue;
                 }

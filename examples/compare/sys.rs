@@ -272,3 +272,40 @@ pub fn set_nodelay(fd: std::os::fd::RawFd) {
         );
     }
 }
+
+/// The kind of file system `path` is on: its magic number (statfs `f_type`) and a name for
+/// the common ones.
+pub fn fs_type(path: &Path) -> io::Result<(u64, &'static str)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::other("a path with a NUL byte"))?;
+    // SAFETY: a zeroed statfs is a valid buffer for statfs to fill; `c` is a live C string.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let magic = st.f_type as u64;
+    let name = match magic {
+        0x0102_1994 => "tmpfs",
+        0x8584_58f6 => "ramfs",
+        0xEF53 => "ext4",
+        0x5846_5342 => "xfs",
+        0x9123_683E => "btrfs",
+        0xF2F5_2010 => "f2fs",
+        0x2FC1_2FC1 => "zfs",
+        0x794C_7630 => "overlayfs",
+        0x6969 => "nfs",
+        0x6573_5546 => "fuse",
+        0x0102_1997 => "9p",
+        _ => "unknown",
+    };
+    Ok((magic, name))
+}
+
+/// The thread count of `pid` (`Threads:` of /proc/PID/status).
+pub fn thread_count(pid: u32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("Threads:"))?;
+    line["Threads:".len()..].trim().parse().ok()
+}

@@ -1,4 +1,5 @@
 //! The cases of the matrix: what each measures, and how the outputs name it.
+use crate::files::{IN_FLIGHT, READ_FILE, READ_SIZE, SYNC_EVERY, WRITE_CHUNK};
 
 /// One case of the matrix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -9,6 +10,10 @@ pub enum Case {
     Stream { conns: usize },
     /// The server's resident memory per idle connection, over `conns` connections.
     Idle { conns: usize },
+    /// 4 KiB reads at random offsets of a 256 MiB file in the page cache, 64 in flight.
+    FileRandomRead,
+    /// Sequential 64 KiB writes to a fresh file, an fsync after every 1 MiB.
+    FileWriteFsync,
 }
 
 /// Streaming: bytes per write.
@@ -30,6 +35,8 @@ impl Case {
             Case::Rr { conns, size } => format!("rr {} c={conns}", size_label(*size)),
             Case::Stream { conns } => format!("stream x{conns}"),
             Case::Idle { conns } => format!("idle x{conns}"),
+            Case::FileRandomRead => "file random read".into(),
+            Case::FileWriteFsync => "file write+fsync".into(),
         }
     }
 
@@ -49,7 +56,24 @@ impl Case {
                  after one {IDLE_ECHO} B echo each)",
                 plural(*conns)
             ),
+            Case::FileRandomRead => format!(
+                "file random read: {} reads at random offsets of a {} MiB file in the page \
+                 cache, {IN_FLIGHT} in flight (per read)",
+                size_label(READ_SIZE),
+                READ_FILE >> 20
+            ),
+            Case::FileWriteFsync => format!(
+                "file write + fsync: sequential {} writes to a fresh file, fsync after every \
+                 {SYNC_EVERY} ({} MiB) (per write)",
+                size_label(WRITE_CHUNK),
+                (WRITE_CHUNK as u64 * SYNC_EVERY) >> 20
+            ),
         }
+    }
+
+    /// Whether it is one of the file cases (run by `files`, not against a server).
+    pub fn is_file(&self) -> bool {
+        matches!(self, Case::FileRandomRead | Case::FileWriteFsync)
     }
 
     pub(super) fn unit(&self) -> &'static str {
@@ -57,15 +81,20 @@ impl Case {
             Case::Rr { .. } => "request",
             Case::Stream { .. } => "MiB",
             Case::Idle { .. } => "idle connection",
+            Case::FileRandomRead => "read",
+            Case::FileWriteFsync => "write",
         }
     }
 
-    /// The kind, connection count and message size, as the files name them.
+    /// The kind, connection count and message size, as the files name them (for the file
+    /// cases: the operations in flight and the bytes of each).
     pub(super) fn parts(&self) -> (&'static str, usize, usize) {
         match *self {
             Case::Rr { conns, size } => ("rr", conns, size),
             Case::Stream { conns } => ("stream", conns, STREAM_CHUNK),
             Case::Idle { conns } => ("idle", conns, IDLE_ECHO),
+            Case::FileRandomRead => ("file_random_read", IN_FLIGHT, READ_SIZE),
+            Case::FileWriteFsync => ("file_write_fsync", 1, WRITE_CHUNK),
         }
     }
 }

@@ -1,12 +1,14 @@
 //! compare.csv: one line per server and case with the medians and ratios; unknown figures
-//! are empty fields.
+//! are empty fields. The columns of the file cases come last (empty for the others).
 use std::fmt::Write as _;
 
 use super::{Med, Row, Summary};
 
 const HEADER: &str = "server,case,conns,size,unit,rate,rate_spread,rate_vs_floor,rate_vs_tokio,\
                       p50_us,p99_us,p999_us,cpu_us,cpu_vs_floor,cpu_vs_tokio,syscalls,\
-                      rss_per_conn_bytes,rss_vs_floor,rss_vs_tokio,rounds_ok,errors,status\n";
+                      rss_per_conn_bytes,rss_vs_floor,rss_vs_tokio,rounds_ok,errors,status,\
+                      mib_s,rate_vs_corering_epoll,cpu_vs_corering_epoll,threads,fsync_rate,\
+                      fsync_p50_us,fsync_p99_us\n";
 
 /// A figure with four decimals, or nothing where it is not known.
 fn f(x: f64) -> String {
@@ -35,7 +37,7 @@ fn line(out: &mut String, r: &Row) {
     let m = r.med.clone().unwrap_or_else(Med::unknown);
     let _ = writeln!(
         out,
-        "{},{kind},{conns},{size},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+        "{},{kind},{conns},{size},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
         r.server,
         r.case.unit(),
         f(m.rate),
@@ -54,8 +56,26 @@ fn line(out: &mut String, r: &Row) {
         fo(r.rss_vs_tokio),
         r.rounds_ok,
         r.errors,
-        status(r)
+        status(r),
+        file_fields(r, &m)
     );
+}
+
+/// The columns of the file cases.
+fn file_fields(r: &Row, m: &Med) -> String {
+    let Some(x) = m.file else {
+        return ",,,,,,".into();
+    };
+    [
+        f(x.mib_s),
+        fo(r.vs_epoll.map(|v| v.0)),
+        fo(r.vs_epoll.map(|v| v.1)),
+        f(x.threads),
+        f(x.syncs_s),
+        f(x.sync_p50_us),
+        f(x.sync_p99_us),
+    ]
+    .join(",")
 }
 
 /// The whole file.

@@ -2,7 +2,7 @@
 //! figures of each round. Numbers that are not known (NaN) are written as null.
 use serde_json::{json, Value};
 
-use super::{Case, Cell, Med, Row, Rss, RunInfo, RunResult, Sample, Summary};
+use super::{Case, Cell, FileFigures, Med, Row, Rss, RunInfo, RunResult, Sample, Summary};
 use crate::{servers, Config};
 
 /// A number, or null where it is not finite.
@@ -26,6 +26,19 @@ fn case(c: Case) -> Value {
         kind
     };
     json!({"kind": kind, "conns": conns, "size": size})
+}
+
+/// Adds the figures of a file case to an object.
+fn add_file(v: &mut Value, file: Option<FileFigures>) {
+    if let Some(f) = file {
+        v["mib_s"] = num(f.mib_s);
+        v["threads"] = num(f.threads);
+        v["pool_threads_peak"] = opt(f.pool_peak);
+        v["unpinned_threads"] = opt(f.unpinned);
+        v["fsync_rate"] = num(f.syncs_s);
+        v["fsync_p50_us"] = num(f.sync_p50_us);
+        v["fsync_p99_us"] = num(f.sync_p99_us);
+    }
 }
 
 /// Adds the memory figures (idle connections only) to an object.
@@ -59,6 +72,7 @@ fn sample(s: &Sample) -> Value {
         "first_error": s.first_error,
     });
     add_rss(&mut v, s.rss);
+    add_file(&mut v, s.file.as_deref().copied());
     v
 }
 
@@ -85,6 +99,7 @@ fn median(m: &Med) -> Value {
         "cq_overflows": m.cq_overflows,
     });
     add_rss(&mut v, m.rss);
+    add_file(&mut v, m.file);
     if m.rss.is_some() {
         v["rss_spread"] = num(m.rss_spread);
     }
@@ -113,9 +128,12 @@ fn row(r: &Row, cells: &[Cell]) -> Value {
         .find(|c| c.server == r.server && c.case == r.case)
         .map(|c| c.runs.iter().map(|(_, x)| run(x)).collect())
         .unwrap_or_default();
-    json!({
+    let floor = servers::kind(r.server)
+        .and_then(|k| k.floor)
+        .filter(|_| !r.case.is_file());
+    let mut v = json!({
         "server": r.server,
-        "floor": servers::kind(r.server).and_then(|k| k.floor),
+        "floor": floor,
         "case": case(r.case),
         "unit": r.case.unit(),
         "skipped": r.skipped,
@@ -126,7 +144,11 @@ fn row(r: &Row, cells: &[Cell]) -> Value {
         "vs_floor": vs(r.vs_floor, r.rss_vs_floor),
         "vs_tokio": vs(r.vs_tokio, r.rss_vs_tokio),
         "rounds": rounds,
-    })
+    });
+    if r.case.is_file() {
+        v["vs_corering_epoll"] = pair(r.vs_epoll);
+    }
+    v
 }
 
 fn machine(info: &RunInfo) -> Value {
@@ -153,6 +175,12 @@ fn config(cfg: &Config) -> Value {
         "idle": cfg.idle,
         "quick": cfg.quick,
         "server_buffer": servers::BUF,
+        "files": cfg.files,
+        "file_dir": cfg.file_dir.display().to_string(),
+        "file_fs": cfg
+            .files
+            .then(|| crate::sys::fs_type(&cfg.file_dir).ok().map(|(_, name)| name))
+            .flatten(),
     })
 }
 
@@ -173,6 +201,14 @@ pub fn document(cfg: &Config, s: &Summary, cells: &[Cell], info: &RunInfo) -> St
             "idle": "rss_per_conn_bytes = (rss_after_bytes - rss_before_bytes) / conns: the \
                      growth of the server's resident memory when conns connections are open, \
                      each after one echo of size bytes; rate and cpu_us are null",
+            "file_random_read": "rate = reads/s (size bytes each, conns = reads in flight), \
+                                 mib_s, cpu_us per read (the runner's user+sys over the \
+                                 window, all threads), p50/p99 per read, threads = the peak \
+                                 thread count of the runner process; vs_corering_epoll and \
+                                 vs_tokio = medians of the per-round ratios",
+            "file_write_fsync": "rate = writes/s of size bytes, fsync every 16 writes; \
+                                 mib_s, cpu_us per write (fsyncs included), p50/p99 per \
+                                 write, fsync_rate and fsync_p50_us/fsync_p99_us per fsync",
         },
         "results": s.rows.iter().map(|r| row(r, cells)).collect::<Vec<_>>(),
     });

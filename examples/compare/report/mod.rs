@@ -3,6 +3,7 @@
 //! final check (`table`), and the files (`json`, `csv`, `svg`).
 mod case;
 mod csv;
+mod file_table;
 mod json;
 mod svg;
 mod table;
@@ -48,6 +49,46 @@ pub struct Sample {
     pub first_error: Option<String>,
     /// The idle-connection case only: the server's resident memory.
     pub rss: Option<Rss>,
+    /// The file cases only: their own figures (boxed: most runs have none).
+    pub file: Option<Box<FileFigures>>,
+}
+
+/// What a file run measures beyond the rate (operations/s) and the latency of each
+/// operation (a read, or a 64 KiB write).
+#[derive(Clone, Copy, Debug)]
+pub struct FileFigures {
+    pub mib_s: f64,
+    /// The most threads the runner process had at once (sampled every 10 ms).
+    pub threads: f64,
+    /// corering: the most blocking-pool threads alive at once.
+    pub pool_peak: Option<f64>,
+    /// Threads at the end whose allowed CPUs differ from the pinned main thread's.
+    pub unpinned: Option<f64>,
+    /// fsyncs per second and their latency (the write case).
+    pub syncs_s: f64,
+    pub sync_p50_us: f64,
+    pub sync_p99_us: f64,
+}
+
+impl FileFigures {
+    /// The medians of the file figures of the runs that have them.
+    fn median(samples: &[&Sample]) -> Option<FileFigures> {
+        let f: Vec<FileFigures> = samples
+            .iter()
+            .filter_map(|s| s.file.as_deref().copied())
+            .collect();
+        let col = |g: fn(&FileFigures) -> f64| median(f.iter().map(g).collect());
+        let opt = |g: fn(&FileFigures) -> Option<f64>| median_opt(f.iter().map(g).collect());
+        (!f.is_empty()).then(|| FileFigures {
+            mib_s: col(|x| x.mib_s),
+            threads: col(|x| x.threads),
+            pool_peak: opt(|x| x.pool_peak),
+            unpinned: opt(|x| x.unpinned),
+            syncs_s: col(|x| x.syncs_s),
+            sync_p50_us: col(|x| x.sync_p50_us),
+            sync_p99_us: col(|x| x.sync_p99_us),
+        })
+    }
 }
 
 /// A server's resident memory before and after it took the idle connections, in bytes, and
@@ -106,6 +147,8 @@ pub struct Med {
     /// per connection (as `rate_spread`).
     pub rss: Option<Rss>,
     pub rss_spread: f64,
+    /// The file cases: the medians of their own figures.
+    pub file: Option<FileFigures>,
 }
 
 impl Med {
@@ -147,6 +190,7 @@ impl Med {
                 samples.iter().filter_map(|s| s.rss.map(|m| m.per_conn)),
                 rss.map_or(f64::NAN, |m| m.per_conn),
             ),
+            file: FileFigures::median(samples),
         }
     }
 }
@@ -176,6 +220,9 @@ pub struct Row {
     /// Idle connections: memory per connection ÷ the floor's and ÷ tokio's.
     pub rss_vs_floor: Option<f64>,
     pub rss_vs_tokio: Option<f64>,
+    /// The file cases: this runner ÷ corering-epoll (rate ratio, CPU ratio); they have no
+    /// floor.
+    pub vs_epoll: Option<(f64, f64)>,
 }
 
 impl Row {
@@ -202,6 +249,7 @@ impl Row {
             vs_tokio: None,
             rss_vs_floor: None,
             rss_vs_tokio: None,
+            vs_epoll: None,
         }
     }
 }
@@ -283,7 +331,11 @@ fn ratios(cells: &[Cell], row: &mut Row) {
     let (server, case) = (row.server, row.case);
     let floor = servers::kind(server).and_then(|k| k.floor);
     let tokio = (server != "tokio").then_some("tokio");
-    if let Case::Idle { .. } = case {
+    if case.is_file() {
+        let epoll = (server != "corering-epoll").then_some("corering-epoll");
+        row.vs_epoll = epoll.and_then(|b| paired(cells, server, b, case));
+        row.vs_tokio = tokio.and_then(|b| paired(cells, server, b, case));
+    } else if let Case::Idle { .. } = case {
         row.rss_vs_floor = floor.and_then(|b| ratio(cells, server, b, case, rss_per_conn));
         row.rss_vs_tokio = tokio.and_then(|b| ratio(cells, server, b, case, rss_per_conn));
     } else {
@@ -320,7 +372,8 @@ pub struct RunInfo {
     pub steal: f64,
 }
 
-/// Writes compare.json, compare.csv and compare.svg into the output directory.
+/// Writes compare.json, compare.csv and compare.svg (when there are request/response cases)
+/// into the output directory.
 pub fn write_files(
     cfg: &Config,
     s: &Summary,
@@ -331,7 +384,12 @@ pub fn write_files(
     std::fs::write(&json_path, json::document(cfg, s, cells, info))?;
     let csv_path = cfg.out.join("compare.csv");
     std::fs::write(&csv_path, csv::table(s))?;
-    let svg_path = cfg.out.join("compare.svg");
-    std::fs::write(&svg_path, svg::chart(cfg, s))?;
-    Ok(vec![json_path, csv_path, svg_path])
+    let mut written = vec![json_path, csv_path];
+    // The chart shows the request/response cases only.
+    if s.cases.iter().any(|c| matches!(c, Case::Rr { .. })) {
+        let svg_path = cfg.out.join("compare.svg");
+        std::fs::write(&svg_path, svg::chart(cfg, s))?;
+        written.push(svg_path);
+    }
+    Ok(written)
 }

@@ -1,23 +1,23 @@
 //! The table on stdout, and the final check of the run.
 use std::io::{self, Write};
 
-use super::{Case, Med, Row, RunInfo, Summary};
+use super::{file_table, Case, Med, Row, RunInfo, Summary};
 use crate::Config;
 
-fn rate_fmt(case: Case, x: f64) -> String {
+pub(super) fn rate_fmt(case: Case, x: f64) -> String {
     if !x.is_finite() {
         return "-".into();
     }
     match case {
         Case::Stream { .. } | Case::Idle { .. } => format!("{x:.0}"),
-        Case::Rr { .. } if x >= 1e6 => format!("{:.2}M", x / 1e6),
-        Case::Rr { .. } if x >= 1e4 => format!("{:.1}k", x / 1e3),
-        Case::Rr { .. } if x >= 1e3 => format!("{:.2}k", x / 1e3),
-        Case::Rr { .. } => format!("{x:.0}"),
+        _ if x >= 1e6 => format!("{:.2}M", x / 1e6),
+        _ if x >= 1e4 => format!("{:.1}k", x / 1e3),
+        _ if x >= 1e3 => format!("{:.2}k", x / 1e3),
+        _ => format!("{x:.0}"),
     }
 }
 
-fn num(x: f64) -> String {
+pub(super) fn num(x: f64) -> String {
     if !x.is_finite() {
         "-".into()
     } else if x >= 1000.0 {
@@ -29,14 +29,14 @@ fn num(x: f64) -> String {
     }
 }
 
-fn ratio_fmt(r: Option<f64>) -> String {
+pub(super) fn ratio_fmt(r: Option<f64>) -> String {
     match r {
         Some(x) if x.is_finite() => format!("{x:.2}"),
         _ => "-".into(),
     }
 }
 
-fn spread_fmt(x: f64) -> String {
+pub(super) fn spread_fmt(x: f64) -> String {
     if x.is_finite() {
         format!("{:.0}", x * 100.0)
     } else {
@@ -79,8 +79,10 @@ pub fn print_table(
         section(out, s, case)?;
     }
     legend(out, s)?;
+    file_table::legend(out, s)?;
     writeln!(out)?;
-    overhead(out, s)
+    overhead(out, s)?;
+    file_table::targets(out, s)
 }
 
 /// Where and how the figures were taken.
@@ -109,6 +111,9 @@ fn heading(out: &mut impl Write, cfg: &Config, info: &RunInfo) -> io::Result<()>
 
 /// One case: its title, the column heads and a line per server.
 fn section(out: &mut impl Write, s: &Summary, case: Case) -> io::Result<()> {
+    if case.is_file() {
+        return file_table::section(out, s, case);
+    }
     writeln!(out)?;
     writeln!(out, "== {}", case.title())?;
     writeln!(out, "{}", heads(case))?;
@@ -134,6 +139,7 @@ fn section(out: &mut impl Write, s: &Summary, case: Case) -> io::Result<()> {
 fn heads(case: Case) -> String {
     let rate_h = match case {
         Case::Rr { .. } => "req/s",
+        Case::FileRandomRead | Case::FileWriteFsync => "ops/s",
         Case::Stream { .. } => "MiB/s",
         Case::Idle { .. } => {
             return format!(
@@ -225,6 +231,9 @@ const IDLE_LEGEND: &str = "bytes/conn: growth of the server's resident memory (R
      of bytes/conn.";
 
 fn legend(out: &mut impl Write, s: &Summary) -> io::Result<()> {
+    if s.cases.iter().all(Case::is_file) {
+        return Ok(());
+    }
     writeln!(out)?;
     for line in LEGEND {
         writeln!(out, "{line}")?;
