@@ -177,14 +177,14 @@ impl BlockingPool {
         (st.threads, st.peak)
     }
 
-    /// Queues `call`; its answer goes to `done` under `user_data`. Fails (the call dropped,
-    /// never run) only if no thread runs and none can be started.
+    /// Queues `call`; its answer goes to `done` under `user_data`. Fails (the call handed
+    /// back, never run) only if no thread runs and none can be started.
     pub fn submit(
         &self,
         call: BlockingCall,
         user_data: u64,
         done: &Arc<DoneList>,
-    ) -> std::io::Result<Arc<Ticket>> {
+    ) -> Result<Arc<Ticket>, (std::io::Error, BlockingCall)> {
         let ticket = Arc::new(Ticket::new());
         let job = Job {
             call,
@@ -204,8 +204,8 @@ impl BlockingPool {
                     st.peak = st.peak.max(st.threads);
                 }
                 Err(e) if st.threads == 0 => {
-                    drop(st.queue.pop_back());
-                    return Err(e);
+                    let job = st.queue.pop_back().expect("pushed above");
+                    return Err((e, job.call));
                 }
                 // Threads already run: the job waits for one of them.
                 Err(_) => {}
@@ -255,7 +255,9 @@ impl PoolInner {
         }
         while let Some(job) = self.next_job() {
             if !job.ticket.start() {
-                // Cancelled while queued: never run; its op's memory is already free.
+                // Cancelled while queued: never run; its op's memory is already free. What
+                // the call owns is dropped here, and a panic in that drop ends nothing.
+                let _ = panic::catch_unwind(AssertUnwindSafe(|| drop(job)));
                 continue;
             }
             let res = panic::catch_unwind(AssertUnwindSafe(job.call)).unwrap_or(-libc::EIO);
@@ -306,7 +308,8 @@ impl fmt::Debug for BlockingPool {
 }
 
 /// A pointer into memory an op owns, carried to a pool thread. The op stays filed (or
-/// orphaned) in its core's op table until the thread's answer is taken, so the memory
+/// orphaned) in its core's op table until the thread's answer is taken, and a driver dropped
+/// while its lane has jobs in flight leaks its op table rather than free it, so the memory
 /// outlives every use the thread makes of it.
 pub(crate) struct SendPtr<T>(pub *mut T);
 

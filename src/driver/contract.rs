@@ -143,6 +143,11 @@ pub(crate) trait OpCode: UringOp + EpollOp + Sized + 'static {
     /// Whether a cancel scope may cancel this op (a close, once started, always runs).
     const CANCELLABLE: bool = true;
 
+    /// Its blocking-pool call owns everything it touches (a `spawn_blocking` job): dropped
+    /// while a pool thread runs it, the op is let go at once (nothing waits for its answer)
+    /// instead of keeping its resources until then.
+    const DETACHED_ON_DROP: bool = false;
+
     /// Turns the kernel's answer into the output.
     fn complete(self, res: io::Result<u32>) -> Self::Output;
 

@@ -172,7 +172,8 @@ pub(crate) enum ReadMode {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DriverStats {
     /// Operations handed to the kernel (io_uring entries, or epoll syscall attempts that
-    /// finished or parked).
+    /// finished or parked), or to the blocking pool (file ops on epoll, opcodes the kernel
+    /// lacks, `spawn_blocking` jobs).
     pub ops_submitted: u64,
     /// Operations that finished: completed, failed, or cancelled (their future dropped) and
     /// confirmed by the kernel. Equal to `ops_submitted` once nothing is in flight.

@@ -134,17 +134,18 @@ impl File {
     }
 
     /// Closes the file as an op, once every op still using it (dropped ones included) has
-    /// been answered, and reports `close`'s error.
+    /// been answered, and reports `close`'s error. An op that was `mem::forget`-ten keeps the
+    /// file open for good (it may still be in the kernel): `close` then says so
+    /// (`ResourceBusy`) and the file stays open.
     pub async fn close(self) -> io::Result<()> {
         self.fd.settled().await;
         match self.fd.try_into_owned() {
             Ok(fd) => Op::new(Close::new(fd)).await,
-            // Not reachable (ops borrow the File, and the dropped ones have been answered);
-            // the last handle closes it.
-            Err(fd) => {
-                drop(fd);
-                Ok(())
-            }
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                "the file is still held by an operation that was forgotten (mem::forget); \
+                 it stays open",
+            )),
         }
     }
 }

@@ -51,6 +51,8 @@ impl<F: FnOnce() -> T + Send + 'static, T: Send + 'static> EpollOp for BlockingF
 impl<F: FnOnce() -> T + Send + 'static, T: Send + 'static> OpCode for BlockingFn<F, T> {
     /// The closure's value or its panic; an error if it never ran.
     type Output = io::Result<thread::Result<T>>;
+    /// The call owns the closure and the outcome cell: nothing of the op's is touched.
+    const DETACHED_ON_DROP: bool = true;
 
     fn complete(self, res: io::Result<u32>) -> Self::Output {
         let outcome = self

@@ -140,8 +140,14 @@ where
 /// awaits the handle, on this core. The pool is bounded
 /// ([`Builder::blocking_threads`](crate::Builder::blocking_threads)); jobs beyond the bound wait
 /// their turn. A panic in `f` ends only that job: the handle gives a panic [`JoinError`].
-/// [`JoinHandle::abort`] (or the runtime shutting down) before a thread has started the job
-/// means it never runs; a job already running runs to its end.
+///
+/// The job is handed to the pool when its task first runs (the next loop turn).
+/// [`JoinHandle::abort`] (or the runtime shutting down) before a thread has started it means
+/// it never runs; a job already running is let go (nothing waits for it, the runtime's drop
+/// included) and runs to its end on its thread. The pool is shared with file operations on
+/// epoll: jobs that block until this runtime's own file I/O completes can fill it and wait
+/// forever; keep such waits off the pool. A pool thread that cannot be started fails the job
+/// (the handle reports a panic that says so).
 ///
 /// ```
 /// # corering::Runtime::new().unwrap().block_on(async {

@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use super::lane::BlockingLane;
-use super::slots::{OnDrop, OpTable};
+use super::slots::OpTable;
 use super::{DriverStats, EpollStep, FdKey, Interest, Leftover, OpCode, OpSlot, Ready, WAKE_TOKEN};
 use crate::buf::{BufPool, PoolConfig};
 use crate::sys::syscall;
@@ -128,6 +128,7 @@ impl EpollDriver {
             Some(index) if slot.parked.is_none() => {
                 return self.ops.poll(index, cx.waker()).map(|(res, _)| {
                     slot.index = None;
+                    self.lane.freed(index);
                     crate::sys::cqe_result(res)
                 });
             }
@@ -165,8 +166,10 @@ impl EpollDriver {
                 Poll::Ready(res)
             }
             EpollStep::Blocking(call) => {
+                debug_assert!(slot.index.is_none(), "a pool job after a readiness wait");
                 let index = self.ops.insert(cx.waker());
-                if let Err(e) = self.lane.submit(index, self.ops.user_data(index), call) {
+                let named = (index, self.ops.user_data(index));
+                if let Err(e) = self.lane.submit(named, call, &mut self.ready) {
                     self.ops.remove(index);
                     self.stats.ops_completed += 1;
                     return Poll::Ready(Err(e));
@@ -247,22 +250,18 @@ impl EpollDriver {
         self.ops.remove(index);
     }
 
-    pub fn drop_op<T: OpCode>(&mut self, slot: &mut OpSlot, mut data: T) -> Leftover<T> {
+    pub fn drop_op<T: OpCode>(&mut self, slot: &mut OpSlot, data: T) -> Leftover<T> {
         if let (Some(index), None) = (slot.index, slot.parked) {
+            // A pool job (the invariant on `lane`).
             slot.index = None;
-            if self.lane.cancel(index, &mut self.ready) {
-                // Never started: nothing touched the op's memory, nothing will.
-                self.stats.ops_completed += 1;
-                self.ops.remove(index);
-                return Leftover::Data(data);
-            }
-            // A pool thread runs it: its resources wait in the slot for its answer.
-            data.on_orphaned();
-            return match self.ops.orphan(index, Box::new(data)) {
-                OnDrop::AlreadyDone(resources, res, flags) => {
-                    Leftover::Finish(resources, res, flags)
+            let table = (&mut self.ops, &mut self.ready, &mut self.stats);
+            return match self.lane.drop_op(index, data, table) {
+                Ok(leftover) => leftover,
+                Err(data) => {
+                    debug_assert!(false, "slot {index} has no fd and is no pool job");
+                    self.ops.remove(index);
+                    Leftover::Data(data)
                 }
-                OnDrop::Orphaned => Leftover::None,
             };
         }
         if slot.index.is_some() {
@@ -276,18 +275,14 @@ impl EpollDriver {
     /// A cancel scope ends a parked op: it completes with `-ECANCELED` (nothing is in the
     /// kernel, so nothing was transferred), also when a readiness it has not acted on yet had
     /// come (its retry could only park it again); the future unfiles it when it takes the result.
-    /// A pool job is cancelled only if no thread has started it (a started one answers in its
-    /// own time).
+    /// A pool job is cancelled only if no thread has started it, and its answer, once come,
+    /// stands (`BlockingLane::cancel_scope`).
     pub fn cancel_op(&mut self, index: usize) {
-        let action = if self.lane.owns(index) {
-            if !self.lane.cancel(index, &mut self.ready) {
-                return;
-            }
-            self.stats.ops_completed += 1;
-            self.ops.complete(index, -libc::ECANCELED, 0)
-        } else {
-            self.ops.override_result(index, -libc::ECANCELED)
-        };
+        let table = (&mut self.ops, &mut self.ready, &mut self.stats);
+        if self.lane.cancel_scope(index, table) {
+            return;
+        }
+        let action = self.ops.override_result(index, -libc::ECANCELED);
         self.ready.push(action);
     }
 
@@ -430,8 +425,8 @@ impl EpollDriver {
     }
 
     /// Nothing is in the kernel on epoll: waiters simply stop waiting. Pool jobs not started
-    /// are cancelled; started ones are waited for (their threads use the ops' memory), up to
-    /// [`SHUTDOWN_GRACE`], after which what they hold is leaked rather than freed under them.
+    /// are cancelled; running ones are waited for (their threads use the ops' memory), up to
+    /// [`SHUTDOWN_GRACE`]; after that the driver keeps their memory for good (see `Drop`).
     pub fn shutdown(&mut self) {
         for state in &mut self.fds {
             for side in &mut state.sides {
@@ -446,14 +441,26 @@ impl EpollDriver {
             if left.is_zero() {
                 eprintln!(
                     "corering: {} blocking-pool jobs still run after {SHUTDOWN_GRACE:?}; \
-                     leaking their memory rather than freeing it under them",
+                     their memory will be leaked rather than freed under them",
                     lane.in_flight()
                 );
-                std::mem::forget(std::mem::take(&mut self.ops));
                 return;
             }
             lane.wait(left.min(Duration::from_millis(100)));
             lane.take_answers(&mut self.ops, &mut self.ready, &mut self.stats);
+        }
+    }
+}
+
+impl Drop for EpollDriver {
+    /// A pool thread may still use memory of ops in the table (jobs that outlived the
+    /// shutdown grace, or ops dropped after it): then the table is leaked, never freed.
+    fn drop(&mut self) {
+        let mut ready = Ready::default();
+        self.lane
+            .take_answers(&mut self.ops, &mut ready, &mut self.stats);
+        if self.lane.in_flight() > 0 {
+            std::mem::forget(std::mem::take(&mut self.ops));
         }
     }
 }

@@ -113,6 +113,7 @@ impl UringDriver {
         if let Some(index) = slot.index {
             return self.ops.poll(index, cx.waker()).map(|(res, flags)| {
                 slot.index = None;
+                self.lane.freed(index);
                 op.take_flags(flags);
                 cqe_result(res)
             });
@@ -142,7 +143,8 @@ impl UringDriver {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<u32>> {
         let index = self.ops.insert(cx.waker());
-        if let Err(e) = self.lane.submit(index, self.ops.user_data(index), call) {
+        let named = (index, self.ops.user_data(index));
+        if let Err(e) = self.lane.submit(named, call, &mut self.ready) {
             self.ops.remove(index);
             return Poll::Ready(Err(e));
         }
@@ -151,16 +153,15 @@ impl UringDriver {
         Poll::Pending
     }
 
-    pub fn drop_op<T: OpCode>(&mut self, slot: &mut OpSlot, mut data: T) -> Leftover<T> {
+    pub fn drop_op<T: OpCode>(&mut self, slot: &mut OpSlot, data: T) -> Leftover<T> {
         let Some(index) = slot.index.take() else {
             return Leftover::Data(data);
         };
-        if self.lane.cancel(index, &mut self.ready) {
-            // A pool job no thread had started: it never runs.
-            self.stats.ops_completed += 1;
-            self.ops.remove(index);
-            return Leftover::Data(data);
-        }
+        let table = (&mut *self.ops, &mut self.ready, &mut self.stats);
+        let mut data = match self.lane.drop_op(index, data, table) {
+            Ok(leftover) => return leftover,
+            Err(data) => data,
+        };
         if self.leaked {
             // The ring was abandoned with this op in it: its memory must never be freed.
             std::mem::forget(data);
@@ -169,8 +170,6 @@ impl UringDriver {
         data.on_orphaned();
         match self.ops.orphan(index, Box::new(data)) {
             OnDrop::AlreadyDone(resources, res, flags) => Leftover::Finish(resources, res, flags),
-            // A running pool job cannot be cancelled: its answer frees the resources.
-            OnDrop::Orphaned if self.lane.owns(index) => Leftover::None,
             OnDrop::Orphaned => {
                 // The cancel goes out with the next enter: the op holds its fd handle, so the
                 // fd number cannot be closed and reused before the op's completion arrives,
@@ -188,13 +187,8 @@ impl UringDriver {
 
     /// A cancel scope ends the op in `index` early: its own completion answers its future.
     pub fn cancel_op(&mut self, index: usize) {
-        if self.lane.owns(index) {
-            // Only a job not yet started can be stopped; a started one answers in its time.
-            if self.lane.cancel(index, &mut self.ready) {
-                self.stats.ops_completed += 1;
-                let action = self.ops.complete(index, -libc::ECANCELED, 0);
-                self.ready.push(action);
-            }
+        let table = (&mut *self.ops, &mut self.ready, &mut self.stats);
+        if self.lane.cancel_scope(index, table) {
             return;
         }
         if !self.leaked && (self.ops.is_waiting(index) || self.ops.is_multi_armed(index)) {
@@ -384,12 +378,22 @@ impl UringDriver {
         self.lane
             .cancel_all(&mut self.ops, &mut self.ready, &mut self.stats);
         for index in self.ops.in_flight() {
-            if !self.lane.owns(index) {
+            if !self.lane.is_running(index) {
                 self.cancel(index);
             }
         }
         while !self.ops.in_flight().is_empty() || self.wake_armed {
+            // Only pool jobs left: their answers do not wake the ring.
+            let only_pool = self.ops.in_flight().len() == self.lane.in_flight() && !self.wake_armed;
             let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() && only_pool {
+                eprintln!(
+                    "corering: {} blocking-pool jobs still run after {SHUTDOWN_GRACE:?}; \
+                     their memory will be leaked rather than freed under them",
+                    self.lane.in_flight()
+                );
+                return;
+            }
             if left.is_zero() {
                 eprintln!(
                     "corering: {} io_uring ops did not answer their cancel within {:?}; \
@@ -400,8 +404,6 @@ impl UringDriver {
                 self.leaked = true;
                 return;
             }
-            // Only pool jobs left: their answers do not wake the ring.
-            let only_pool = self.ops.in_flight().len() == self.lane.in_flight() && !self.wake_armed;
             if only_pool {
                 self.lane.wait(left.min(Duration::from_millis(100)));
             } else if self
@@ -423,11 +425,20 @@ impl UringDriver {
 impl Drop for UringDriver {
     fn drop(&mut self) {
         if !self.leaked {
+            let mut ready = Ready::default();
+            self.lane
+                .take_answers(&mut self.ops, &mut ready, &mut self.stats);
+            // A pool thread may still use memory of ops in the table (jobs that outlived the
+            // shutdown grace, or ops dropped after it): then the table is kept for good.
+            let pool_busy = self.lane.in_flight() > 0;
             // SAFETY: dropped once, here; when `leaked` is set the ring stays mapped and open,
             // and the op table (with the orphaned buffers, addresses and timespecs the kernel
-            // may still write to) stays allocated, for good.
+            // may still write to) stays allocated, for good; so does the table while pool
+            // jobs run.
             unsafe {
-                ManuallyDrop::drop(&mut self.ops);
+                if !pool_busy {
+                    ManuallyDrop::drop(&mut self.ops);
+                }
                 ManuallyDrop::drop(&mut self.enter);
                 ManuallyDrop::drop(&mut self.ring);
             }

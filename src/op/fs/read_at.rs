@@ -35,6 +35,10 @@ impl<B: IoBufMut> ReadAt<B> {
 
 impl<B: IoBufMut> UringOp for ReadAt<B> {
     fn uring_entry(&mut self, caps: &UringCaps) -> UringStep {
+        if self.pos > i64::MAX as u64 {
+            // io_uring reads offset -1 as "the file position"; pread(2) calls it EINVAL.
+            return UringStep::Done(Err(io::Error::from_raw_os_error(libc::EINVAL)));
+        }
         if !caps.files.contains(FileOpcodes::READ) {
             return UringStep::Blocking(self.blocking_call());
         }
