@@ -19,6 +19,9 @@ use super::{DriverStats, EpollStep, FdKey, Interest, Leftover, OpCode, OpSlot, R
 use crate::buf::{BufPool, PoolConfig};
 use crate::sys::syscall;
 
+mod registry;
+mod settle;
+
 /// How many events one `epoll_wait` returns at most.
 const EVENTS: usize = 1024;
 
@@ -160,23 +163,23 @@ impl EpollDriver {
                 step
             }
         };
+        self.act_on(slot, step, cx)
+    }
+
+    /// What one attempt's step means for the op in `slot`.
+    #[inline]
+    fn act_on(
+        &mut self,
+        slot: &mut OpSlot,
+        step: EpollStep,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<u32>> {
         match step {
             EpollStep::Done(res) => {
                 self.finish(slot);
                 Poll::Ready(res)
             }
-            EpollStep::Blocking(call) => {
-                debug_assert!(slot.index.is_none(), "a pool job after a readiness wait");
-                let index = self.ops.insert(cx.waker());
-                let named = (index, self.ops.user_data(index));
-                if let Err(e) = self.lane.submit(named, call, &mut self.ready) {
-                    self.ops.remove(index);
-                    self.stats.ops_completed += 1;
-                    return Poll::Ready(Err(e));
-                }
-                slot.index = Some(index);
-                Poll::Pending
-            }
+            EpollStep::Blocking(call) => self.submit_blocking(slot, call, cx),
             EpollStep::WouldBlock(key, interest) => {
                 // Registered now, so that the next op on this side parks until an edge
                 // (unregistered, it would try again at once: a spin).
@@ -197,26 +200,53 @@ impl EpollDriver {
                 self.finish(slot);
                 Poll::Ready(Ok(n))
             }
-            EpollStep::Wait(key, interest) => {
-                if let Err(e) = self.register(key) {
-                    self.finish(slot);
-                    return Poll::Ready(Err(e));
-                }
-                let index = match slot.index {
-                    Some(index) => {
-                        self.ops.rearm(index, cx.waker());
-                        index
-                    }
-                    None => self.ops.insert(cx.waker()),
-                };
-                let side = &mut self.fds[key.fd as usize].sides[interest as usize];
-                (side.drained, side.eagain) = (true, true);
-                side.waiters.push(index);
-                slot.index = Some(index);
-                slot.parked = Some((key, interest));
-                Poll::Pending
-            }
+            EpollStep::Wait(key, interest) => self.park_on(slot, (key, interest), cx),
         }
+    }
+
+    /// Files the op in `slot` as a waiter on `key`'s `interest` side.
+    fn park_on(
+        &mut self,
+        slot: &mut OpSlot,
+        (key, interest): (FdKey, Interest),
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<u32>> {
+        if let Err(e) = self.register(key) {
+            self.finish(slot);
+            return Poll::Ready(Err(e));
+        }
+        let index = match slot.index {
+            Some(index) => {
+                self.ops.rearm(index, cx.waker());
+                index
+            }
+            None => self.ops.insert(cx.waker()),
+        };
+        let side = &mut self.fds[key.fd as usize].sides[interest as usize];
+        (side.drained, side.eagain) = (true, true);
+        side.waiters.push(index);
+        slot.index = Some(index);
+        slot.parked = Some((key, interest));
+        Poll::Pending
+    }
+
+    /// Files a pool job (the slot gets an index and no fd: the invariant on `lane`).
+    fn submit_blocking(
+        &mut self,
+        slot: &mut OpSlot,
+        call: crate::driver::blocking::BlockingCall,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<u32>> {
+        debug_assert!(slot.index.is_none(), "a pool job after a readiness wait");
+        let index = self.ops.insert(cx.waker());
+        let named = (index, self.ops.user_data(index));
+        if let Err(e) = self.lane.submit(named, call, &mut self.ready) {
+            self.ops.remove(index);
+            self.stats.ops_completed += 1;
+            return Poll::Ready(Err(e));
+        }
+        slot.index = Some(index);
+        Poll::Pending
     }
 
     /// Whether a fresh op on this side may park without trying its syscall: the side is
@@ -286,71 +316,6 @@ impl EpollDriver {
         self.ready.push(action);
     }
 
-    /// Registers `key`'s file under its number, edge-triggered, for both directions, urgent
-    /// data and hang-ups; once per file (a new identity under the same number registers anew).
-    fn register(&mut self, key: FdKey) -> io::Result<()> {
-        let i = usize::try_from(key.fd).map_err(|_| io::Error::from_raw_os_error(libc::EBADF))?;
-        if i >= self.fds.len() {
-            self.fds.resize_with(i + 1, FdState::default);
-        }
-        if self.fds[i].id == key.id {
-            return Ok(());
-        }
-        let events =
-            libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLPRI | libc::EPOLLET;
-        let mut ev = libc::epoll_event {
-            events: events as u32,
-            u64: key.fd as u64,
-        };
-        let epfd = self.epfd.as_raw_fd();
-        // SAFETY: `ev` is a live epoll_event for the duration of the call.
-        match syscall!(epoll_ctl(epfd, libc::EPOLL_CTL_ADD, key.fd, &mut ev)) {
-            Ok(_) => {}
-            // Still registered from an earlier owner of the same open file (a raw fd handed
-            // back in): refresh the registration, which also re-arms its edges.
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
-                // SAFETY: as above.
-                syscall!(epoll_ctl(epfd, libc::EPOLL_CTL_MOD, key.fd, &mut ev))?;
-            }
-            Err(e) => return Err(e),
-        }
-        let stale = std::mem::replace(
-            &mut self.fds[i],
-            FdState {
-                id: key.id,
-                ..FdState::default()
-            },
-        );
-        self.wake_all(stale);
-        Ok(())
-    }
-
-    /// `key`'s file is about to be closed or handed out: unregister it and wake its waiters
-    /// (there are none while ops hold the fd handle; this is belt and braces).
-    pub fn forget_fd(&mut self, key: FdKey) {
-        let Some(state) = self.state_of(key) else {
-            return;
-        };
-        let state = std::mem::take(state);
-        // SAFETY: a plain epoll_ctl on fds we hold; DEL takes no event argument.
-        let _ = unsafe {
-            libc::epoll_ctl(
-                self.epfd.as_raw_fd(),
-                libc::EPOLL_CTL_DEL,
-                key.fd,
-                std::ptr::null_mut(),
-            )
-        };
-        self.wake_all(state);
-    }
-
-    fn wake_all(&mut self, state: FdState) {
-        let [read, write] = state.sides;
-        for index in read.waiters.into_iter().chain(write.waiters) {
-            self.ready.push(self.ops.complete(index, 0, 0));
-        }
-    }
-
     pub fn park(&mut self, timeout: Option<Duration>) -> io::Result<()> {
         let timeout = match self.lane.has_answers() {
             true => Some(Duration::ZERO),
@@ -392,18 +357,6 @@ impl EpollDriver {
         Ok(())
     }
 
-    /// One turn towards every orphaned op answered (only pool jobs can be orphaned here):
-    /// waits for an answer until `deadline` at most. Returns whether any are left.
-    pub fn settle_step(&mut self, deadline: std::time::Instant) -> io::Result<bool> {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        if self.ops.orphaned() > 0 && !left.is_zero() {
-            self.lane.wait(left.min(Duration::from_millis(100)));
-            self.lane
-                .take_answers(&mut self.ops, &mut self.ready, &mut self.stats);
-        }
-        Ok(self.ops.orphaned() > 0)
-    }
-
     /// An edge on fd number `fd`: wake the waiters of the sides it concerns.
     fn edge(&mut self, fd: usize, flags: i32) {
         let Some(state) = self.fds.get_mut(fd).filter(|st| st.id != 0) else {
@@ -421,46 +374,6 @@ impl EpollDriver {
                     self.ready.push(self.ops.complete(index, 0, 0));
                 }
             }
-        }
-    }
-
-    /// Nothing is in the kernel on epoll: waiters simply stop waiting. Pool jobs not started
-    /// are cancelled; running ones are waited for (their threads use the ops' memory), up to
-    /// [`SHUTDOWN_GRACE`]; after that the driver keeps their memory for good (see `Drop`).
-    pub fn shutdown(&mut self) {
-        for state in &mut self.fds {
-            for side in &mut state.sides {
-                side.waiters.clear();
-            }
-        }
-        let lane = &mut self.lane;
-        lane.cancel_all(&mut self.ops, &mut self.ready, &mut self.stats);
-        let deadline = std::time::Instant::now() + SHUTDOWN_GRACE;
-        while lane.in_flight() > 0 {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                eprintln!(
-                    "corering: {} blocking-pool jobs still run after {SHUTDOWN_GRACE:?}; \
-                     their memory will be leaked rather than freed under them",
-                    lane.in_flight()
-                );
-                return;
-            }
-            lane.wait(left.min(Duration::from_millis(100)));
-            lane.take_answers(&mut self.ops, &mut self.ready, &mut self.stats);
-        }
-    }
-}
-
-impl Drop for EpollDriver {
-    /// A pool thread may still use memory of ops in the table (jobs that outlived the
-    /// shutdown grace, or ops dropped after it): then the table is leaked, never freed.
-    fn drop(&mut self) {
-        let mut ready = Ready::default();
-        self.lane
-            .take_answers(&mut self.ops, &mut ready, &mut self.stats);
-        if self.lane.in_flight() > 0 {
-            std::mem::forget(std::mem::take(&mut self.ops));
         }
     }
 }
