@@ -266,3 +266,45 @@ fn handles_are_send_and_sync() {
     send_sync::<Sender<Vec<u8>>>();
     send::<Receiver<u32>>();
 }
+
+/// The receiver as a `futures_core::Stream`: messages from a plain thread (which parks the
+/// receiving core between them) come in order, and the stream ends once the sender is gone.
+fn receiver_is_a_stream_that_ends_when_senders_go(v: Variant) {
+    use futures_core::Stream;
+    v.block_on(async {
+        let (tx, rx) = channel::<u64>(16);
+        let thread = std::thread::spawn(move || produce_on_thread_plain(tx, 10_000));
+        let mut rx = std::pin::pin!(rx);
+        let mut next = 0;
+        let ended = within("stream", async {
+            while let Some(seq) = std::future::poll_fn(|cx| rx.as_mut().poll_next(cx)).await {
+                assert_eq!(seq, next, "lost, duplicated or reordered");
+                next += 1;
+            }
+        });
+        ended.await;
+        assert_eq!(next, 10_000);
+        // Ended streams stay ended.
+        assert_eq!(
+            std::future::poll_fn(|cx| rx.as_mut().poll_next(cx)).await,
+            None
+        );
+        thread.join().expect("producer thread");
+    });
+}
+each_variant!(receiver_is_a_stream_that_ends_when_senders_go);
+
+fn produce_on_thread_plain(tx: Sender<u64>, count: u64) {
+    let give_up = Instant::now() + Duration::from_secs(120);
+    for seq in 0..count {
+        let mut msg = seq;
+        while let Err(e) = tx.try_send(msg) {
+            match e {
+                TrySendError::Full(m) => msg = m,
+                TrySendError::Closed(_) => panic!("receiver gone"),
+            }
+            assert!(Instant::now() < give_up, "hang guard: channel stayed full");
+            std::thread::yield_now();
+        }
+    }
+}

@@ -1,7 +1,8 @@
 //! Shutdown on every backend: with connections still open at the deadline `run` returns, the
 //! connections are closed and no fd is left behind; connections drain before the deadline;
 //! a root future that ignores the request is cancelled; a request made before `run`; accept
-//! failing with `ShuttingDown` under `block_on`; per-core stats after shutdown.
+//! failing with `ShuttingDown` under `block_on`; `incoming()` ending after that error; per-core
+//! stats after shutdown.
 //!
 //! The tests of this binary count /proc/self/fd, so they run one at a time (`SERIAL`).
 mod support;
@@ -294,3 +295,26 @@ fn block_on_accept_fails_after_shutdown_request(v: Variant) {
     });
 }
 each_variant!(block_on_accept_fails_after_shutdown_request);
+
+/// `incoming()` as a Stream: once shutdown is requested it yields the `ShuttingDown` error
+/// once, then ends, so `while let Some(..)` loops over it finish.
+fn incoming_ends_after_the_shutdown_error(v: Variant) {
+    let _serial = serial();
+    v.with_runtime(|rt| {
+        let stop = rt.shutdown_handle();
+        rt.block_on(async move {
+            use futures_core::Stream;
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            let mut incoming = std::pin::pin!(listener.incoming());
+            stop.shutdown(Duration::from_secs(1));
+            let first = std::future::poll_fn(|cx| incoming.as_mut().poll_next(cx));
+            match within("first item", first).await {
+                Some(Err(e)) => assert!(ShuttingDown::is(&e), "{e}"),
+                other => panic!("expected the ShuttingDown error, got {other:?}"),
+            }
+            let next = std::future::poll_fn(|cx| incoming.as_mut().poll_next(cx));
+            assert!(within("end", next).await.is_none(), "stream went on");
+        });
+    });
+}
+each_variant!(incoming_ends_after_the_shutdown_error);

@@ -264,6 +264,35 @@ fn half_close_then_reply(v: Variant) {
 }
 each_variant!(half_close_then_reply);
 
+/// An adapter shuts the write side down on every close: after the peer reset the connection
+/// (the socket is then in TCP_CLOSE, where the kernel says ENOTCONN) that is still Ok, as in
+/// std and tokio, and so is a second shutdown.
+fn shutdown_after_peer_reset_is_ok(v: Variant) {
+    v.block_on(async {
+        let (client, server) = tcp_pair().await;
+        set_linger_zero(server.as_raw_fd());
+        drop(server);
+        // The reset is seen once a read returns it (or end of stream).
+        let mut client = client;
+        for _ in 0..100 {
+            let (res, _) = client.read(Vec::with_capacity(16)).await;
+            match res {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        client
+            .shutdown(Shutdown::Write)
+            .await
+            .expect("shutdown(Write) after the peer reset");
+        client
+            .shutdown(Shutdown::Both)
+            .await
+            .expect("shutdown(Both) after the peer reset");
+    });
+}
+each_variant!(shutdown_after_peer_reset_is_ok);
+
 fn read_exact_at_eof_is_unexpected_eof(v: Variant) {
     v.block_on(async {
         let (mut client, mut server) = tcp_pair().await;

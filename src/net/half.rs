@@ -236,8 +236,14 @@ impl Writer {
         (res.map_err(|e| PartialWrite::error(written, e)), buf)
     }
 
+    /// A stream socket is connected from the start, so `ENOTCONN` here means the peer already
+    /// closed or reset the connection: what the shutdown asks for holds already, and it is Ok,
+    /// as std and tokio report it (adapters call `shutdown` on every close).
     pub async fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
-        Op::on(&self.fd, op::Shutdown::new(self.fd.clone(), how)).await
+        match Op::on(&self.fd, op::Shutdown::new(self.fd.clone(), how)).await {
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(()),
+            res => res,
+        }
     }
 }
 

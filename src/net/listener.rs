@@ -129,8 +129,9 @@ impl TcpListener {
         std::future::poll_fn(|cx| self.poll_accept(&mut stop, cx)).await
     }
 
-    /// The accepted connections as a stream (it never ends by itself: errors such as EMFILE
-    /// are items, and after shutdown every item is [`ShuttingDown`](crate::ShuttingDown)).
+    /// The accepted connections as a stream. Errors such as EMFILE are items (the stream goes
+    /// on after them); once shutdown is requested, one last item is the
+    /// [`ShuttingDown`](crate::ShuttingDown) error and the stream ends.
     ///
     /// ```no_run
     /// use futures_core::Stream;
@@ -147,6 +148,7 @@ impl TcpListener {
         Incoming {
             listener: self,
             stop: crate::context::shutdown_requested(),
+            ended: false,
         }
     }
 
@@ -246,6 +248,8 @@ fn bind_one(addr: &SocketAddr, opts: &ListenOptions, nonblocking: bool) -> io::R
 pub struct Incoming<'a> {
     listener: &'a TcpListener,
     stop: ShutdownRequested,
+    /// The shutdown error was handed out: the stream has ended.
+    ended: bool,
 }
 
 impl futures_core::Stream for Incoming<'_> {
@@ -253,7 +257,12 @@ impl futures_core::Stream for Incoming<'_> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        this.listener.poll_accept(&mut this.stop, cx).map(Some)
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        let item = std::task::ready!(this.listener.poll_accept(&mut this.stop, cx));
+        this.ended = matches!(&item, Err(e) if crate::ShuttingDown::is(e));
+        Poll::Ready(Some(item))
     }
 }
 

@@ -16,7 +16,7 @@ use std::future::poll_fn;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 
 use slab::Slab;
 
@@ -278,7 +278,14 @@ pub struct Receiver<T> {
 impl<T> Receiver<T> {
     /// The next message; `None` once every sender is gone and the channel is empty.
     pub async fn recv(&mut self) -> Option<T> {
-        poll_fn(|cx| match self.try_recv() {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Polls for the next message: `Ready(None)` once every sender is gone and the channel is
+    /// empty; `Pending` registers `cx`'s waker to be woken by the next send (or the last
+    /// sender's drop). The receiver is also a [`Stream`](futures_core::Stream) of messages.
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        match self.try_recv() {
             Ok(v) => Poll::Ready(Some(v)),
             Err(TryRecvError::Closed) => Poll::Ready(None),
             Err(TryRecvError::Empty) => {
@@ -292,8 +299,7 @@ impl<T> Receiver<T> {
                 }
                 Poll::Pending
             }
-        })
-        .await
+        }
     }
 
     /// The next message if there is one now.
@@ -341,6 +347,34 @@ impl<T> Receiver<T> {
 fn wake_all(wakers: Vec<Waker>) {
     for w in wakers {
         w.wake();
+    }
+}
+
+/// The messages, in order; the stream ends once every sender is gone and the channel is empty.
+///
+/// ```
+/// use futures_core::Stream;
+/// # corering::Runtime::new().unwrap().block_on(async {
+/// let (tx, mut rx) = corering::sync::unbounded::<u32>();
+/// tx.try_send(7).unwrap();
+/// drop(tx);
+/// let mut rx = std::pin::Pin::new(&mut rx);
+/// assert_eq!(std::future::poll_fn(|cx| rx.as_mut().poll_next(cx)).await, Some(7));
+/// assert_eq!(std::future::poll_fn(|cx| rx.as_mut().poll_next(cx)).await, None);
+/// # });
+/// ```
+// Never structurally pinned: the messages are only moved out, never borrowed across polls.
+impl<T> Unpin for Receiver<T> {}
+
+impl<T> futures_core::Stream for Receiver<T> {
+    type Item = T;
+
+    fn poll_next(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.get_mut().poll_recv(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.local.len(), None)
     }
 }
 
