@@ -128,17 +128,6 @@ pub(crate) fn tcp_socket(addr: &SocketAddr, nonblocking: bool) -> io::Result<Own
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-pub(crate) fn setsockopt_int(fd: RawFd, level: i32, name: i32, value: i32) -> io::Result<()> {
-    syscall!(setsockopt(
-        fd,
-        level,
-        name,
-        &value as *const i32 as *const libc::c_void,
-        mem::size_of::<i32>() as libc::socklen_t
-    ))?;
-    Ok(())
-}
-
 pub(crate) fn getsockopt_int(fd: RawFd, level: i32, name: i32) -> io::Result<i32> {
     let mut value: i32 = 0;
     let mut len = mem::size_of::<i32>() as libc::socklen_t;
@@ -192,9 +181,9 @@ pub(crate) fn cqe_result(res: i32) -> io::Result<u32> {
 
 /// An eventfd used to wake a parked core from another thread.
 pub(crate) fn eventfd() -> io::Result<OwnedFd> {
-    let fd = syscall!(eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK))?;
-    // SAFETY: eventfd() just returned this fd and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    use nix::sys::eventfd::{EfdFlags, EventFd};
+    let flags = EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK;
+    Ok(EventFd::from_value_and_flags(0, flags)?.into())
 }
 
 /// Adds one to an eventfd's counter, waking whoever waits on it.

@@ -136,7 +136,7 @@ struct PoolInner {
     max_threads: usize,
     /// The CPUs the process could run on when the pool was made: a pool thread is started by
     /// a core's thread, which may be pinned to one CPU, and would inherit that.
-    cpus: Option<libc::cpu_set_t>,
+    cpus: Option<nix::sched::CpuSet>,
     /// Jobs run so far.
     jobs_run: AtomicUsize,
 }
@@ -236,22 +236,15 @@ impl BlockingPool {
 }
 
 /// The calling thread's CPU affinity.
-fn allowed_cpus() -> Option<libc::cpu_set_t> {
-    // SAFETY: cpu_set_t is a plain bit array, for which all zeroes is a valid (empty) set.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    let size = std::mem::size_of::<libc::cpu_set_t>();
-    // SAFETY: `set` is a live cpu_set_t of `size` bytes for the kernel to fill.
-    let res = unsafe { libc::sched_getaffinity(0, size, &mut set) };
-    (res == 0).then_some(set)
+fn allowed_cpus() -> Option<nix::sched::CpuSet> {
+    nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).ok()
 }
 
 impl PoolInner {
     fn work_loop(&self) {
         if let Some(set) = &self.cpus {
-            let size = std::mem::size_of::<libc::cpu_set_t>();
-            // SAFETY: `set` is a live cpu_set_t of `size` bytes; failure only leaves the
-            // inherited affinity.
-            let _ = unsafe { libc::sched_setaffinity(0, size, set) };
+            // A failure only leaves the inherited affinity.
+            let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), set);
         }
         while let Some(job) = self.next_job() {
             if !job.ticket.start() {

@@ -226,9 +226,10 @@ impl TcpListener {
 fn bind_one(addr: &SocketAddr, opts: &ListenOptions, nonblocking: bool) -> io::Result<TcpListener> {
     let fd = sys::tcp_socket(addr, nonblocking)?;
     let raw = fd.as_raw_fd();
-    sys::setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    use nix::sys::socket::{setsockopt, sockopt};
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
     if opts.reuse_port {
-        sys::setsockopt_int(raw, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+        setsockopt(&fd, sockopt::ReusePort, &true)?;
     }
     let sa = sys::RawAddr::from_std(addr);
     syscall!(bind(raw, sa.as_ptr(), sa.len))?;

@@ -189,17 +189,19 @@ impl TcpStream {
 
     /// Sets TCP_NODELAY.
     pub fn set_nodelay(&self, on: bool) -> io::Result<()> {
-        sys::setsockopt_int(
-            self.as_raw_fd(),
-            libc::IPPROTO_TCP,
-            libc::TCP_NODELAY,
-            on as i32,
-        )
+        Ok(nix::sys::socket::setsockopt(
+            self,
+            nix::sys::socket::sockopt::TcpNoDelay,
+            &on,
+        )?)
     }
 
     /// Whether TCP_NODELAY is set.
     pub fn nodelay(&self) -> io::Result<bool> {
-        sys::getsockopt_int(self.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY).map(|v| v != 0)
+        Ok(nix::sys::socket::getsockopt(
+            self,
+            nix::sys::socket::sockopt::TcpNoDelay,
+        )?)
     }
 
     /// The remote address.

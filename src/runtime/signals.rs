@@ -4,18 +4,21 @@
 //! an eventfd; a thread of our own waits on it and requests shutdown. The previous handlers are
 //! restored when the run ends. One run at a time may handle signals.
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+
 use super::ShutdownHandle;
-use crate::sys::{self, syscall};
+use crate::sys;
 
 /// The eventfd the handler writes to; -1 when no run handles signals.
 static SIGNAL_FD: AtomicI32 = AtomicI32::new(-1);
 
-const SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
+const SIGNALS: [Signal; 2] = [Signal::SIGINT, Signal::SIGTERM];
 
 extern "C" fn on_signal(_: libc::c_int) {
     let fd = SIGNAL_FD.load(Ordering::Relaxed);
@@ -28,7 +31,8 @@ extern "C" fn on_signal(_: libc::c_int) {
 pub(crate) struct SignalWatch {
     signal_fd: OwnedFd,
     stop_fd: OwnedFd,
-    old: [libc::sigaction; 2],
+    /// The handlers ours replaced, put back on drop.
+    old: Vec<SigAction>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -50,22 +54,33 @@ impl SignalWatch {
                 "another Runtime::run already handles SIGINT/SIGTERM",
             ));
         }
-        // SAFETY: sigaction is plain data; zeroed is a valid starting value.
-        let mut old: [libc::sigaction; 2] = unsafe { std::mem::zeroed() };
-        for (i, sig) in SIGNALS.into_iter().enumerate() {
-            // SAFETY: as above.
-            let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
-            action.sa_sigaction = on_signal as extern "C" fn(libc::c_int) as usize;
-            action.sa_flags = libc::SA_RESTART;
-            // SAFETY: `action` is initialised; sigemptyset fills its mask.
-            unsafe { libc::sigemptyset(&mut action.sa_mask) };
-            if let Err(e) = syscall!(sigaction(sig, &action, &mut old[i])) {
-                restore(&old[..i]);
+        let action = SigAction::new(
+            SigHandler::Handler(on_signal),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
+        let mut old = Vec::with_capacity(SIGNALS.len());
+        for sig in SIGNALS {
+            // SAFETY: the handler only loads an atomic and writes to an eventfd, both
+            // async-signal-safe; it may run on any thread at any time.
+            match unsafe { sigaction(sig, &action) } {
+                Ok(prev) => old.push(prev),
+                Err(e) => {
+                    restore(&old);
+                    SIGNAL_FD.store(-1, Ordering::Release);
+                    return Err(e.into());
+                }
+            }
+        }
+        // The thread holds its own handles of the two eventfds.
+        let (sig, stop) = match (signal_fd.try_clone(), stop_fd.try_clone()) {
+            (Ok(sig), Ok(stop)) => (sig, stop),
+            (Err(e), _) | (_, Err(e)) => {
+                restore(&old);
                 SIGNAL_FD.store(-1, Ordering::Release);
                 return Err(e);
             }
-        }
-        let (sig, stop) = (signal_fd.as_raw_fd(), stop_fd.as_raw_fd());
+        };
         let thread = std::thread::Builder::new()
             .name("corering-signals".into())
             .spawn(move || wait_for_signals(sig, stop, handle, grace));
@@ -85,41 +100,32 @@ impl SignalWatch {
     }
 }
 
-fn wait_for_signals(sig: i32, stop: i32, handle: ShutdownHandle, grace: Duration) {
+fn wait_for_signals(sig: OwnedFd, stop: OwnedFd, handle: ShutdownHandle, grace: Duration) {
     loop {
         let mut fds = [
-            libc::pollfd {
-                fd: sig,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: stop,
-                events: libc::POLLIN,
-                revents: 0,
-            },
+            PollFd::new(sig.as_fd(), PollFlags::POLLIN),
+            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
         ];
-        // SAFETY: `fds` is a live array of two pollfds.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
-        if n < 0 {
+        if nix::poll::poll(&mut fds, PollTimeout::NONE).is_err() {
             continue; // EINTR
         }
-        if fds[1].revents != 0 {
+        let ready = |fd: &PollFd| fd.revents().is_some_and(|r| !r.is_empty());
+        if ready(&fds[1]) {
             return;
         }
-        if fds[0].revents != 0 {
-            let mut count: u64 = 0;
-            // SAFETY: reads 8 bytes into a live u64 from a non-blocking eventfd.
-            let _ = unsafe { libc::read(sig, (&mut count as *mut u64).cast(), 8) };
+        if ready(&fds[0]) {
+            let mut count = [0u8; 8];
+            // Non-blocking: resets the counter, or EAGAIN if another read got there first.
+            let _ = nix::unistd::read(sig.as_raw_fd(), &mut count);
             handle.shutdown(grace);
         }
     }
 }
 
-fn restore(old: &[libc::sigaction]) {
+fn restore(old: &[SigAction]) {
     for (sig, action) in SIGNALS.into_iter().zip(old) {
-        // SAFETY: restores a handler the kernel gave us.
-        unsafe { libc::sigaction(sig, action, std::ptr::null_mut()) };
+        // SAFETY: puts back a handler the kernel gave us for this signal.
+        let _ = unsafe { sigaction(sig, action) };
     }
 }
 

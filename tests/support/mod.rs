@@ -261,20 +261,13 @@ pub async fn tcp_pair() -> (TcpStream, TcpStream) {
 
 /// Raises the RLIMIT_NOFILE soft limit to the hard limit; returns the new soft limit.
 pub fn raise_fd_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a valid, writable rlimit for getrlimit to fill.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
-    assert_eq!(rc, 0, "getrlimit: {}", io::Error::last_os_error());
-    if lim.rlim_cur < lim.rlim_max {
-        lim.rlim_cur = lim.rlim_max;
-        // SAFETY: `lim` is a valid rlimit; raising soft up to hard needs no privilege.
-        let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
-        assert_eq!(rc, 0, "setrlimit: {}", io::Error::last_os_error());
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    if soft < hard {
+        // Raising soft up to hard needs no privilege.
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("setrlimit");
     }
-    lim.rlim_cur
+    hard
 }
 
 /// The process's open fds (number -> link target) from /proc/self/fd, minus the fd used to
