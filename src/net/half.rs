@@ -281,8 +281,12 @@ macro_rules! read_methods {
 
         /// Fills `buf` up to its capacity (`bytes_total`), reading as often as needed. End of
         /// stream first gives `UnexpectedEof`; what was read is in the buffer (its length).
-        /// Dropped part way, the bytes it had read go with its buffer; under a
-        /// [`CancelExt`](crate::cancel::CancelExt) scope it returns them in the buffer.
+        ///
+        /// **Not cancel-safe when dropped**: dropped part way (a `select`, `time::timeout`),
+        /// the bytes it had already read go with its buffer and are lost to the stream.
+        /// To put a deadline on it, cancel it through a
+        /// [`CancelExt`](crate::cancel::CancelExt) scope instead, which returns the buffer
+        /// holding what was read, or loop over [`read`](Self::read), which is cancel-safe.
         pub async fn read_exact<B: IoBufMut>(&mut self, buf: B) -> BufResult<(), B> {
             self.$($reader)+.read_exact(buf).await
         }
@@ -305,9 +309,12 @@ macro_rules! write_methods {
 
         /// Writes every initialised byte of `buf`, as many writes as it takes. An error after
         /// some bytes went out carries their count ([`PartialWrite`](crate::net::PartialWrite)).
-        /// Dropped after some bytes went out, it makes every later write fail (the caller
-        /// cannot know how many; a retry would send them twice): to stop a `write_all` and
-        /// keep the stream, cancel it through a [`CancelExt`](crate::cancel::CancelExt) scope.
+        ///
+        /// **Not cancel-safe when dropped**: dropped after some bytes went out, it makes every
+        /// later write fail (the caller cannot know how many; a retry would send them twice).
+        /// To stop a `write_all` and keep the stream, cancel it through a
+        /// [`CancelExt`](crate::cancel::CancelExt) scope: it returns the buffer and, in a
+        /// [`PartialWrite`](crate::net::PartialWrite), exactly how many bytes went out.
         pub async fn write_all<B: IoBuf>(&mut self, buf: B) -> BufResult<(), B> {
             self.$($writer)+.write_all(buf).await
         }
