@@ -265,8 +265,8 @@ fn half_close_then_reply(v: Variant) {
 each_variant!(half_close_then_reply);
 
 /// An adapter shuts the write side down on every close: after the peer reset the connection
-/// (the socket is then in TCP_CLOSE, where the kernel says ENOTCONN) that is still Ok, as in
-/// std and tokio, and so is a second shutdown.
+/// (the socket is then in TCP_CLOSE, where the kernel says ENOTCONN) that is still Ok, as
+/// tokio's `poll_shutdown` has it, and so is a second shutdown.
 fn shutdown_after_peer_reset_is_ok(v: Variant) {
     v.block_on(async {
         let (client, server) = tcp_pair().await;

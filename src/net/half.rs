@@ -238,7 +238,8 @@ impl Writer {
 
     /// A stream socket is connected from the start, so `ENOTCONN` here means the peer already
     /// closed or reset the connection: what the shutdown asks for holds already, and it is Ok,
-    /// as std and tokio report it (adapters call `shutdown` on every close).
+    /// as tokio's `poll_shutdown` reports it (adapters call `shutdown` on every close; std's
+    /// `shutdown` passes the `NotConnected` on).
     pub async fn shutdown(&self, how: std::net::Shutdown) -> io::Result<()> {
         match Op::on(&self.fd, op::Shutdown::new(self.fd.clone(), how)).await {
             Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Ok(()),
