@@ -1,4 +1,4 @@
-//! TCP, one task per connection, with owned buffers.
+//! TCP (one task per connection) and UDP, with owned buffers.
 //!
 //! Sockets belong to the core that made them (they are not `Send`): with epoll they are
 //! registered in that core's poller. Make them inside [`Runtime::block_on`](crate::Runtime).
@@ -7,12 +7,15 @@ mod listener;
 mod pooled;
 mod split;
 mod stream;
+mod udp;
+mod udp_options;
 
 pub use half::PartialWrite;
 pub use listener::{Incoming, ListenOptions, TcpListener, ACCEPT_QUEUE_MAX};
 pub use pooled::{PooledStream, RecvPooled};
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
 pub use stream::{TcpStream, Unread};
+pub use udp::{RecvMeta, UdpSocket};
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
