@@ -1,12 +1,15 @@
 //! UDP on every backend: unconnected and connected round trips, 64 receives in flight at once,
 //! truncation reported, ICMP port unreachable as ConnectionRefused, a dropped receive's
-//! buffer kept until the kernel answers, socket options, zero-length datagrams, std round trip.
+//! buffer kept until the kernel answers, datagrams and errors
+//! that dropped receives got handed to the next receive, socket options, zero-length datagrams, std round trip.
 mod support;
 
 use std::collections::BTreeSet;
+use std::future::Future;
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::rc::Rc;
+use std::task::Poll;
 
 use corering::net::{RecvMeta, UdpSocket};
 use corering::spawn;
@@ -180,6 +183,59 @@ fn dropped_recv_keeps_buffer_until_answered(v: Variant) {
     });
 }
 
+/// Receives polled once (in the kernel on io_uring), then datagrams sent, the loop turned so
+/// the kernel can hand them to those receives, and only then the futures dropped: every
+/// datagram still reaches a later receive, exactly once (the socket keeps what dropped
+/// receives got); and an error a dropped receive got (ICMP refused) is not lost either.
+fn dropped_recvs_lose_no_datagram(v: Variant) {
+    const N: usize = 16;
+    v.block_on(async {
+        let ((a, _), (b, b_addr)) = (bind(), bind());
+        let mut pending: Vec<_> = (0..N)
+            .map(|_| Box::pin(b.recv_from(Vec::with_capacity(64))))
+            .collect();
+        for fut in &mut pending {
+            let polled = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+            assert!(polled.is_pending(), "recv_from with nothing sent was ready");
+        }
+        for i in 0..N {
+            let (res, _) = a
+                .send_to(format!("datagram {i}").into_bytes(), b_addr)
+                .await;
+            res.expect("send_to");
+        }
+        for _ in 0..8 {
+            corering::yield_now().await;
+        }
+        drop(pending);
+        let mut seen = BTreeSet::new();
+        for _ in 0..N {
+            let (res, buf) = within("recv_from", b.recv_from(Vec::with_capacity(64))).await;
+            res.expect("recv_from");
+            let text = String::from_utf8(buf).expect("utf8");
+            assert!(seen.insert(text.clone()), "{text} twice");
+        }
+        let want: BTreeSet<String> = (0..N).map(|i| format!("datagram {i}")).collect();
+        assert_eq!(seen, want, "lost datagrams");
+
+        // The socket's error, taken by a dropped receive, goes to the next one.
+        let gone = bind().1; // bound, then closed: ICMP port unreachable
+        b.connect(gone).expect("connect");
+        let mut fut = Box::pin(b.recv(Vec::with_capacity(16)));
+        let polled = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+        assert!(polled.is_pending(), "recv with nothing sent was ready");
+        let (res, _) = b.send(b"x".to_vec()).await;
+        res.expect("send to a closed port");
+        for _ in 0..8 {
+            corering::yield_now().await;
+        }
+        drop(fut);
+        let (res, _) = within("recv after the drop", b.recv(Vec::with_capacity(16))).await;
+        let err = res.expect_err("the refused error was lost");
+        assert_eq!(err.kind(), ErrorKind::ConnectionRefused, "{err:?}");
+    });
+}
+
 fn options_round_trip(v: Variant) {
     v.block_on(async {
         let (a, _) = bind();
@@ -247,6 +303,7 @@ each_variant!(
     truncation_is_reported,
     icmp_port_unreachable_is_connection_refused,
     dropped_recv_keeps_buffer_until_answered,
+    dropped_recvs_lose_no_datagram,
     options_round_trip,
     zero_length_datagram,
     std_round_trip,

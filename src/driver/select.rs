@@ -72,7 +72,7 @@ impl SetupFlags {
 const MIN_ENTRIES: u32 = 16;
 
 /// Opcodes without which the io_uring backend cannot run.
-const REQUIRED_OPCODES: [(u8, &str); 9] = [
+const REQUIRED_OPCODES: [(u8, &str); 11] = [
     (opcode::Nop::CODE, "NOP"),
     (opcode::Accept::CODE, "ACCEPT"),
     (opcode::Connect::CODE, "CONNECT"),
@@ -82,6 +82,8 @@ const REQUIRED_OPCODES: [(u8, &str); 9] = [
     (opcode::Timeout::CODE, "TIMEOUT"),
     (opcode::AsyncCancel::CODE, "ASYNC_CANCEL"),
     (opcode::PollAdd::CODE, "POLL_ADD"),
+    (opcode::SendMsg::CODE, "SENDMSG"),
+    (opcode::RecvMsg::CODE, "RECVMSG"),
 ];
 
 /// A successful setup: the ring and what was learned making it.

@@ -3,6 +3,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::rc::Rc;
 
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::op::{self, Op, SharedFd};
@@ -33,12 +34,16 @@ use crate::sys::{self, syscall, RawAddr};
 /// later `recv` or `send` fail with [`ConnectionRefused`](io::ErrorKind::ConnectionRefused).
 ///
 /// Cancellation: a dropped send may still have been sent (on io_uring the kernel may have
-/// taken it before the cancel). A dropped receive on io_uring may have taken a datagram,
-/// which is then lost with the buffer; on epoll nothing was taken. Either way the buffer and
-/// address stay owned by the runtime until the kernel is done with them.
+/// taken it before the cancel); it is never sent twice. A dropped receive loses nothing: on
+/// io_uring the kernel may have taken a datagram (or the socket's error) for it before the
+/// cancel, and the socket's next receive returns that first; on epoll nothing was taken.
+/// Either way the buffer and address stay owned by the runtime until the kernel is done
+/// with them. (What dropped receives kept and no receive took is gone with `into_std`.)
 #[derive(Debug)]
 pub struct UdpSocket {
     fd: SharedFd,
+    /// What dropped receives got after all (io_uring): the next receive returns it first.
+    rescue: Rc<op::DatagramRescue>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -76,6 +81,7 @@ impl UdpSocket {
     fn from_fd(fd: OwnedFd) -> UdpSocket {
         UdpSocket {
             fd: SharedFd::new(fd),
+            rescue: Rc::default(),
             _not_send: PhantomData,
         }
     }
@@ -164,14 +170,23 @@ impl UdpSocket {
     /// Receives one datagram into `buf`: the count stored, the sender, and whether the
     /// datagram was larger than the buffer (its tail discarded).
     pub async fn recv_from_meta<B: IoBufMut>(&self, buf: B) -> BufResult<RecvMeta, B> {
-        let (res, buf) = Op::on(&self.fd, op::RecvMsg::new(self.fd.clone(), buf)).await;
+        let (res, buf) = self.recv_msg(buf).await;
         (res.and_then(meta), buf)
     }
 
     /// Receives one datagram from the connected peer into `buf`; the count stored.
     pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        let (res, buf) = Op::on(&self.fd, op::RecvMsg::new(self.fd.clone(), buf)).await;
+        let (res, buf) = self.recv_msg(buf).await;
         (res.map(|got| got.len), buf)
+    }
+
+    /// A datagram (or error) a dropped receive got, else one from the kernel.
+    async fn recv_msg<B: IoBufMut>(&self, mut buf: B) -> BufResult<op::Received, B> {
+        if let Some(res) = self.rescue.take_into(&mut buf) {
+            return (res, buf);
+        }
+        let recv = op::RecvMsg::new(self.fd.clone(), buf).rescued_to(&self.rescue);
+        Op::on(&self.fd, recv).await
     }
 
     /// The local address.

@@ -3,9 +3,11 @@
 //! Address-family agnostic: the source comes back as a [`RawAddr`] of whatever family the
 //! socket has (the caller turns it into its own address type).
 use std::io;
+use std::rc::Rc;
 
 use io_uring::{opcode, types};
 
+use super::datagram_rescue::DatagramRescue;
 use super::send_msg::MsgParts;
 use super::SharedFd;
 use crate::buf::IoBufMut;
@@ -27,13 +29,15 @@ pub(crate) struct Received {
 /// Receives one datagram into `buf` (up to `bytes_total()` bytes at its start).
 ///
 /// Dropped in flight: the op stays in the op table until the kernel answers its cancel. If
-/// the kernel had already taken a datagram for it, that datagram is dropped with the buffer
-/// (datagram sockets may lose datagrams anyway; nothing is handed to the next receive).
+/// the kernel had already taken a datagram for it (or failed it with the socket's error),
+/// that goes to the socket's [`DatagramRescue`], given with [`rescued_to`](Self::rescued_to),
+/// for its next receive; without one it is dropped with the buffer.
 pub(crate) struct RecvMsg<B> {
     fd: SharedFd,
     buf: B,
     addr: Box<RawAddr>,
     msg: Box<MsgParts>,
+    rescue: Option<Rc<DatagramRescue>>,
 }
 
 impl<B: IoBufMut> RecvMsg<B> {
@@ -43,7 +47,14 @@ impl<B: IoBufMut> RecvMsg<B> {
             buf,
             addr: RawAddr::empty(),
             msg: MsgParts::new(),
+            rescue: None,
         }
+    }
+
+    /// What the kernel still delivers after the future was dropped goes to `rescue`.
+    pub fn rescued_to(mut self, rescue: &Rc<DatagramRescue>) -> RecvMsg<B> {
+        self.rescue = Some(rescue.clone());
+        self
     }
 
     /// The header, pointed at the whole buffer and the whole address storage (heap memory
@@ -102,8 +113,24 @@ impl<B: IoBufMut> OpCode for RecvMsg<B> {
         self.fd.orphaned();
     }
 
-    fn finish_orphaned(self, _res: io::Result<u32>) {
+    fn finish_orphaned(mut self, res: io::Result<u32>) {
         self.fd.answered();
+        let Some(rescue) = self.rescue.take() else {
+            return;
+        };
+        let res = res.map(|n| {
+            self.addr.set_len(self.msg.hdr.msg_namelen);
+            let truncated = self.msg.hdr.msg_flags & libc::MSG_TRUNC != 0;
+            // SAFETY: the kernel wrote `n` bytes at the start of the buffer, which is
+            // writable for `bytes_total() >= n` bytes.
+            let bytes = unsafe { std::slice::from_raw_parts(self.buf.stable_ptr(), n as usize) };
+            (
+                bytes,
+                std::mem::replace(&mut self.addr, RawAddr::empty()),
+                truncated,
+            )
+        });
+        rescue.answered(res);
     }
 }
 
