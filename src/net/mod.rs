@@ -1,18 +1,21 @@
-//! TCP, one task per connection, with owned buffers.
+//! TCP and Unix domain sockets ([`unix`]), one task per connection, with owned buffers.
 //!
 //! Sockets belong to the core that made them (they are not `Send`): with epoll they are
 //! registered in that core's poller. Make them inside [`Runtime::block_on`](crate::Runtime).
+mod accept_core;
 mod half;
 mod listener;
 mod pooled;
 mod split;
 mod stream;
+pub mod unix;
 
 pub use half::PartialWrite;
 pub use listener::{Incoming, ListenOptions, TcpListener, ACCEPT_QUEUE_MAX};
 pub use pooled::{PooledStream, RecvPooled};
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
 pub use stream::{TcpStream, Unread};
+pub use unix::{UnixListener, UnixStream};
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
