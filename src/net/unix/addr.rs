@@ -155,6 +155,34 @@ impl SocketAddr {
     }
 }
 
+/// Every address std's type holds (a pathname, an abstract name, or none).
+impl From<&std::os::unix::net::SocketAddr> for SocketAddr {
+    fn from(addr: &std::os::unix::net::SocketAddr) -> SocketAddr {
+        use std::os::linux::net::SocketAddrExt;
+        let kind = match (addr.as_pathname(), addr.as_abstract_name()) {
+            (Some(path), _) => Kind::Pathname(path.as_os_str().as_bytes().to_vec()),
+            (None, Some(name)) => Kind::Abstract(name.to_vec()),
+            (None, None) => Kind::Unnamed,
+        };
+        SocketAddr { kind }
+    }
+}
+
+/// std's type for a pathname or an abstract name; an unnamed address has no std form
+/// (`InvalidInput`).
+impl TryFrom<&SocketAddr> for std::os::unix::net::SocketAddr {
+    type Error = io::Error;
+
+    fn try_from(addr: &SocketAddr) -> io::Result<std::os::unix::net::SocketAddr> {
+        use std::os::linux::net::SocketAddrExt;
+        match &addr.kind {
+            Kind::Pathname(p) => Self::from_pathname(OsStr::from_bytes(p)),
+            Kind::Abstract(n) => Self::from_abstract_name(n),
+            Kind::Unnamed => Err(invalid("an unnamed address has no std form")),
+        }
+    }
+}
+
 fn check_len(name: &[u8]) -> io::Result<()> {
     if name.len() > MAX_NAME_LEN {
         return Err(invalid("a Unix socket name is at most 107 bytes"));
@@ -210,6 +238,21 @@ mod tests {
         )
         .unwrap();
         assert!(unnamed.is_unnamed());
+    }
+
+    #[test]
+    fn std_conversions_round_trip() {
+        for addr in [
+            SocketAddr::from_pathname("/tmp/x.sock").unwrap(),
+            SocketAddr::from_abstract_name(b"a\0b").unwrap(),
+        ] {
+            let std_addr = std::os::unix::net::SocketAddr::try_from(&addr).unwrap();
+            assert_eq!(SocketAddr::from(&std_addr), addr);
+        }
+        let unnamed = SocketAddr {
+            kind: Kind::Unnamed,
+        };
+        assert!(std::os::unix::net::SocketAddr::try_from(&unnamed).is_err());
     }
 
     #[test]

@@ -10,11 +10,12 @@
 //! Binding a path does not remove a stale socket file at that path (`AddrInUse`; std does
 //! not either), and dropping a listener does not remove its file: remove it yourself.
 //!
-//! ```no_run
+//! ```
 //! use corering::net::unix::{UnixListener, UnixStream};
 //! # corering::Runtime::new().unwrap().block_on(async {
-//! let listener = UnixListener::bind_abstract(b"corering-doc")?;
-//! let client = UnixStream::connect_abstract(b"corering-doc").await?;
+//! let name = format!("corering-doc-{}", std::process::id());
+//! let listener = UnixListener::bind_abstract(&name)?;
+//! let client = UnixStream::connect_abstract(&name).await?;
 //! let (server, peer) = listener.accept().await?;
 //! assert!(peer.is_unnamed());
 //! assert_eq!(server.peer_cred()?.pid, std::process::id() as i32);
