@@ -81,6 +81,48 @@ impl RawAddr {
     pub fn to_std(&self) -> io::Result<SocketAddr> {
         storage_to_std(&self.storage)
     }
+
+    /// The room a `RawAddr` has (a `sockaddr_storage`): the length a receive starts from.
+    pub const CAPACITY: libc::socklen_t = mem::size_of::<libc::sockaddr_storage>() as _;
+
+    // `from_bytes` and `as_bytes` are for other families' datagram sockets (Unix).
+    /// An address of any family from its bytes in the kernel's layout (e.g. a `sockaddr_un`
+    /// and its length); `InvalidInput` if longer than a `sockaddr_storage`.
+    #[allow(dead_code)]
+    pub fn from_bytes(bytes: &[u8]) -> io::Result<Box<RawAddr>> {
+        if bytes.len() > RawAddr::CAPACITY as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "socket address longer than sockaddr_storage",
+            ));
+        }
+        let mut raw = RawAddr::empty();
+        // SAFETY: the storage is `CAPACITY >= bytes.len()` bytes of plain data, and `bytes`
+        // cannot overlap the fresh box.
+        unsafe {
+            let dst = (&mut raw.storage as *mut libc::sockaddr_storage).cast::<u8>();
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len());
+        }
+        raw.len = bytes.len() as libc::socklen_t;
+        Ok(raw)
+    }
+
+    /// The address's bytes: the first `len` of the storage (for a received address, the
+    /// length the kernel wrote, capped at the storage's size).
+    #[allow(dead_code)]
+    pub fn as_bytes(&self) -> &[u8] {
+        let len = self.len.min(RawAddr::CAPACITY) as usize;
+        let ptr = (&self.storage as *const libc::sockaddr_storage).cast::<u8>();
+        // SAFETY: the storage is CAPACITY >= len bytes of plain, initialised data that lives
+        // as long as `self`.
+        unsafe { std::slice::from_raw_parts(ptr, len) }
+    }
+
+    /// Sets the length (e.g. the `msg_namelen` a receive reported), capped at the storage's
+    /// size: the kernel reports a name's full length even where it stored less.
+    pub fn set_len(&mut self, len: libc::socklen_t) {
+        self.len = len.min(RawAddr::CAPACITY);
+    }
 }
 
 fn storage_to_std(storage: &libc::sockaddr_storage) -> io::Result<SocketAddr> {
@@ -120,6 +162,22 @@ pub(crate) fn tcp_socket(addr: &SocketAddr, nonblocking: bool) -> io::Result<Own
         libc::AF_INET6
     };
     let mut ty = libc::SOCK_STREAM | libc::SOCK_CLOEXEC;
+    if nonblocking {
+        ty |= libc::SOCK_NONBLOCK;
+    }
+    let fd = syscall!(socket(domain, ty, 0))?;
+    // SAFETY: socket() just returned this fd and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A new UDP socket, close-on-exec, non-blocking when the backend needs it.
+pub(crate) fn udp_socket(addr: &SocketAddr, nonblocking: bool) -> io::Result<OwnedFd> {
+    let domain = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    let mut ty = libc::SOCK_DGRAM | libc::SOCK_CLOEXEC;
     if nonblocking {
         ty |= libc::SOCK_NONBLOCK;
     }

@@ -1,4 +1,4 @@
-//! TCP and Unix domain sockets ([`unix`]), one task per connection, with owned buffers.
+//! TCP (one task per connection), UDP and Unix domain sockets ([`unix`]), with owned buffers.
 //!
 //! Sockets belong to the core that made them (they are not `Send`): with epoll they are
 //! registered in that core's poller. Make them inside [`Runtime::block_on`](crate::Runtime).
@@ -8,6 +8,8 @@ mod listener;
 mod pooled;
 mod split;
 mod stream;
+mod udp;
+mod udp_options;
 pub mod unix;
 
 pub use half::PartialWrite;
@@ -15,6 +17,7 @@ pub use listener::{Incoming, ListenOptions, TcpListener, ACCEPT_QUEUE_MAX};
 pub use pooled::{PooledStream, RecvPooled};
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
 pub use stream::{TcpStream, Unread};
+pub use udp::{RecvMeta, UdpSocket};
 pub use unix::{UnixListener, UnixStream};
 
 use std::io;

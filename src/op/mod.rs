@@ -1,10 +1,9 @@
 //! One operation vocabulary for both backends.
 //!
-//! Each operation (accept, connect, recv, send, shutdown, close, timeout, nop; the file ops in
-//! `fs`; a `spawn_blocking` job) is a small file
-//! here: one plain struct that owns everything the kernel may touch while it runs and
-//! implements the backend contract of `driver::contract` (its io_uring entry, its epoll
-//! syscall, and what a completion means).
+//! Each operation (accept, connect, recv, send, recvmsg, sendmsg, shutdown, close, timeout,
+//! nop; the file ops in `fs`; a `spawn_blocking` job) is a small file here: one plain struct
+//! that owns everything the kernel may touch while it runs and implements the backend contract
+//! of `driver::contract` (its io_uring entry, its epoll syscall, and what a completion means).
 //!
 //! `Op<T>` is the future over one in-flight operation. It submits on first poll, files itself
 //! with the cancel scopes it runs under, and on drop gives the op's resources to the driver,
@@ -32,8 +31,10 @@ pub(crate) mod multi;
 mod nop;
 pub(crate) mod pooled;
 mod recv;
+mod recv_msg;
 pub(crate) mod rescue;
 mod send;
+mod send_msg;
 pub(crate) mod send_zc;
 mod shutdown;
 mod timeout;
@@ -45,7 +46,9 @@ pub(crate) use connect::Connect;
 pub(crate) use fd::SharedFd;
 pub(crate) use nop::Nop;
 pub(crate) use recv::Recv;
+pub(crate) use recv_msg::{Received, RecvMsg};
 pub(crate) use send::Send;
+pub(crate) use send_msg::SendMsg;
 pub(crate) use shutdown::Shutdown;
 pub(crate) use timeout::Timeout;
 
