@@ -1,5 +1,5 @@
 //! Unix domain sockets: [`UnixStream`] and [`UnixListener`], with the same owned-buffer,
-//! cancel-safe I/O as TCP.
+//! cancel-safe I/O as TCP, and [`UnixDatagram`], on the datagram ops of UDP.
 //!
 //! Addresses are corering's own [`SocketAddr`], which holds every address the kernel
 //! reports: a pathname, an abstract name (Linux) or none (unnamed). The path APIs
@@ -23,11 +23,13 @@
 //! # Ok::<(), std::io::Error>(()) }).unwrap();
 //! ```
 mod addr;
+mod datagram;
 mod listener;
 mod split;
 mod stream;
 
 pub use addr::{SocketAddr, MAX_NAME_LEN};
+pub use datagram::UnixDatagram;
 pub use listener::{Incoming, UnixListener};
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReuniteError};
 pub use stream::UnixStream;
