@@ -1,5 +1,6 @@
 //! Unix datagram sockets on every backend: round trips between paths and abstract names,
-//! sender addresses, connected and unbound sockets, `pair`, truncation and message order.
+//! sender addresses, connected and unbound sockets, `pair`, truncation, message order, and
+//! senders to a full receiver.
 mod support;
 
 use std::io::ErrorKind;
@@ -168,7 +169,58 @@ fn pair_keeps_message_order_and_boundaries(v: Variant) {
     });
 }
 
+/// More datagrams than the receiver's queue holds (`net.unix.max_dgram_qlen`), from an
+/// unconnected and a connected sender at once: the senders wait (no datagram is dropped,
+/// none is sent empty), and each sender's datagrams arrive whole and in order.
+fn a_full_receiver_makes_senders_wait_and_loses_nothing(v: Variant) {
+    const EACH: u32 = 300;
+    v.block_on(async {
+        let name = abstract_name("full");
+        let receiver = UnixDatagram::bind_abstract(&name).expect("bind");
+        let to = SocketAddr::from_abstract_name(&name).unwrap();
+        let unconnected = UnixDatagram::bind_abstract(abstract_name("u")).expect("bind u");
+        let connected = UnixDatagram::bind_abstract(abstract_name("c")).expect("bind c");
+        connected.connect_addr(&to).expect("connect");
+        let from_u = unconnected.local_addr().unwrap();
+        let senders = [
+            spawn(async move {
+                for i in 0..EACH {
+                    let (res, _) = unconnected
+                        .send_to_addr(i.to_le_bytes().to_vec(), &to)
+                        .await;
+                    assert_eq!(res.expect("send_to"), 4, "send_to {i}");
+                }
+            }),
+            spawn(async move {
+                for i in 0..EACH {
+                    let (res, _) = connected.send(i.to_le_bytes().to_vec()).await;
+                    assert_eq!(res.expect("send"), 4, "send {i}");
+                }
+            }),
+        ];
+        // Let the senders fill the queue (not needed for the assertions).
+        corering::time::sleep(std::time::Duration::from_millis(50)).await;
+        within("drain", async {
+            let mut next = [0u32; 2];
+            for _ in 0..2 * EACH {
+                let (res, buf) = receiver.recv_from(Vec::with_capacity(8)).await;
+                let (n, from) = res.expect("recv_from");
+                assert_eq!(n, 4, "an empty or cut datagram from {from:?}");
+                let which = usize::from(from != from_u);
+                let got = u32::from_le_bytes(buf[..4].try_into().unwrap());
+                assert_eq!(got, next[which], "sender {which} out of order");
+                next[which] += 1;
+            }
+            for s in senders {
+                s.await.expect("sender");
+            }
+        })
+        .await;
+    });
+}
+
 each_variant!(
+    a_full_receiver_makes_senders_wait_and_loses_nothing,
     round_trip_between_paths,
     abstract_round_trip,
     a_large_datagram_is_cut_and_says_so,

@@ -4,12 +4,16 @@ use std::marker::PhantomData;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
+use std::time::Duration;
 
 use super::{PeerCred, SocketAddr};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::net::RecvMeta;
 use crate::op::{self, Op, SharedFd};
-use crate::sys::{self, syscall};
+use crate::sys::{self, syscall, RawAddr};
+
+/// The longest sleep between two tries of a `send_to` on epoll whose receiver is full.
+const SEND_RETRY_MAX: Duration = Duration::from_millis(20);
 
 /// A Unix datagram socket (`AF_UNIX`, `SOCK_DGRAM`): whole messages, kept in order (a full
 /// receiver makes the sender wait rather than drop one). Sends and receives take owned
@@ -28,6 +32,11 @@ use crate::sys::{self, syscall};
 /// println!("{n} bytes from {from}: {buf:?}");
 /// # Ok::<(), std::io::Error>(()) }).unwrap();
 /// ```
+///
+/// A send to a receiver whose queue is full (`net.unix.max_dgram_qlen`) waits for room: on
+/// io_uring in a blocking `sendmsg` on the blocking pool, on epoll a `send_to` retries after
+/// short sleeps (up to 20 ms; the kernel gives an unconnected sender nothing to wait on) and
+/// a connected `send` waits for writability.
 ///
 /// Cancellation: a dropped send may still have been sent; a dropped receive on io_uring may
 /// have taken a datagram, which is then lost with the buffer. Binding a path does not remove
@@ -121,13 +130,53 @@ impl UnixDatagram {
 
     /// Sends one datagram to `addr` (a pathname or an abstract name).
     pub async fn send_to_addr<B: IoBuf>(&self, buf: B, addr: &SocketAddr) -> BufResult<usize, B> {
-        let dest = Some(addr.to_raw());
-        Op::on(&self.fd, op::SendMsg::new(self.fd.clone(), buf, dest)).await
+        self.send_msg(buf, Some(addr.to_raw())).await
     }
 
     /// Sends one datagram to the connected peer.
     pub async fn send<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
-        Op::on(&self.fd, op::SendMsg::new(self.fd.clone(), buf, None)).await
+        self.send_msg(buf, None).await
+    }
+
+    /// A full receiver is the hard case: af_unix gives an unconnected sender no readiness to
+    /// wait for (the socket polls writable; only a blocking send is woken), and on io_uring
+    /// it copies the bytes out of the iovec before it answers EAGAIN, so that the ring's
+    /// internal retry sends an empty datagram (seen on 6.18). So on io_uring a send is one
+    /// non-blocking `sendmsg` now, and if the receiver is full, a blocking one on the pool;
+    /// on epoll (non-blocking sockets) a connected `send` is the `SendMsg` op (the kernel
+    /// wakes a connected sender), and a `send_to` retries after a short, growing sleep.
+    async fn send_msg<B: IoBuf>(&self, buf: B, dest: Option<Box<RawAddr>>) -> BufResult<usize, B> {
+        let uring = crate::context::with_current(|c| c.kind == crate::BackendKind::Uring);
+        if uring != Some(true) && dest.is_none() {
+            return Op::on(&self.fd, op::SendMsg::new(self.fd.clone(), buf, dest)).await;
+        }
+        // SAFETY: an IoBuf's `stable_ptr` points at `bytes_init` initialised bytes, which
+        // live (unmoved) as long as `buf`, which outlives this borrow.
+        let bytes = unsafe { std::slice::from_raw_parts(buf.stable_ptr(), buf.bytes_init()) };
+        let mut backoff = Duration::from_millis(1);
+        loop {
+            match send_now(self.fd.raw(), bytes, dest.as_deref(), libc::MSG_DONTWAIT) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                res => return (res, buf),
+            }
+            if uring == Some(true) {
+                let res = self.send_blocking(bytes.to_vec(), dest).await;
+                return (res, buf);
+            }
+            crate::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(SEND_RETRY_MAX);
+        }
+    }
+
+    /// A blocking `sendmsg` of `data` on the pool, on a duplicate of the fd (io_uring's
+    /// sockets are blocking): dropped, it is let go, and the datagram may still be sent.
+    async fn send_blocking(&self, data: Vec<u8>, dest: Option<Box<RawAddr>>) -> io::Result<usize> {
+        let fd = self.as_fd().try_clone_to_owned()?;
+        let job = move || send_now(fd.as_raw_fd(), &data, dest.as_deref(), 0);
+        match Op::new(op::blocking::BlockingFn::new(job)).await? {
+            Ok(res) => res,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
     }
 
     /// Receives one datagram into `buf`: the count stored and the sender (unnamed if the
@@ -182,6 +231,28 @@ impl UnixDatagram {
     pub fn take_error(&self) -> io::Result<Option<io::Error>> {
         sys::take_socket_error(self.fd.raw())
     }
+}
+
+/// One `sendmsg` of `bytes` to `dest` (`None`: the connected peer), with MSG_NOSIGNAL and
+/// `flags`, from the calling thread.
+fn send_now(fd: RawFd, bytes: &[u8], dest: Option<&RawAddr>, flags: i32) -> io::Result<usize> {
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr() as *mut libc::c_void,
+        iov_len: bytes.len(),
+    };
+    // SAFETY: msghdr is plain data for which all-zero bytes are valid (null pointers, zero
+    // lengths).
+    let mut hdr: libc::msghdr = unsafe { std::mem::zeroed() };
+    hdr.msg_iov = &mut iov;
+    hdr.msg_iovlen = 1;
+    if let Some(dest) = dest {
+        hdr.msg_name = dest.as_ptr() as *mut libc::c_void;
+        hdr.msg_namelen = dest.len;
+    }
+    // SAFETY: `hdr` points at a live iovec over `bytes` (which the kernel only reads) and at
+    // a live address of `msg_namelen` bytes, all of which outlive the call.
+    let n = syscall!(sendmsg(fd, &hdr, flags | libc::MSG_NOSIGNAL))?;
+    Ok(n as usize)
 }
 
 impl AsRawFd for UnixDatagram {
