@@ -5,8 +5,6 @@ mod support;
 
 use std::io::ErrorKind;
 use std::net::Shutdown;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use corering::net::unix::{SocketAddr, UnixListener, UnixStream};
 use corering::{spawn, IoBuf};
@@ -15,31 +13,9 @@ use support::*;
 const CONNS: usize = 64;
 const MSG_LEN: usize = 1000;
 
-/// A socket path no other test (or run) uses; removed when dropped.
-struct TempPath(PathBuf);
-
-impl TempPath {
-    fn new(what: &str) -> TempPath {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let name = format!("corering-{what}-{}-{n}.sock", std::process::id());
-        let path = std::env::temp_dir().join(name);
-        let _ = std::fs::remove_file(&path);
-        TempPath(path)
-    }
-}
-
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
 /// An abstract name no other test (or run) uses.
 fn abstract_name(what: &str) -> Vec<u8> {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("corering-{what}-{}-{n}", std::process::id()).into_bytes()
+    unique_name(what).into_bytes()
 }
 
 fn message(seed: usize, len: usize) -> Vec<u8> {
@@ -347,37 +323,6 @@ fn large_writes_never_use_zero_copy(v: Variant) {
     );
 }
 
-fn from_std_and_into_std_round_trip(v: Variant) {
-    v.block_on(async {
-        let (std_a, mut std_b) = std::os::unix::net::UnixStream::pair().expect("std pair");
-        let mut a = UnixStream::from_std(std_a).expect("from_std");
-        let (res, _) = a.write_all(b"hello".to_vec()).await;
-        res.expect("write");
-        let (mut back, unread) = a.into_std().await.expect("into_std");
-        assert!(unread.bytes.is_empty() && unread.error.is_none());
-        use std::io::{Read, Write};
-        let mut buf = [0u8; 5];
-        std_b.read_exact(&mut buf).expect("std read");
-        assert_eq!(&buf, b"hello");
-        back.write_all(b"!").expect("std write");
-        std_b.read_exact(&mut buf[..1]).expect("std read");
-        assert_eq!(buf[0], b'!');
-    });
-}
-
-fn bad_addresses_are_refused(v: Variant) {
-    v.block_on(async {
-        let long = "x".repeat(200);
-        let err = UnixListener::bind(&long).expect_err("too long");
-        assert_eq!(err.kind(), ErrorKind::InvalidInput);
-        let err = UnixStream::connect("a\0b").await.expect_err("NUL in path");
-        assert_eq!(err.kind(), ErrorKind::InvalidInput);
-        let missing = TempPath::new("missing");
-        let err = UnixStream::connect(&missing.0).await.expect_err("no file");
-        assert_eq!(err.kind(), ErrorKind::NotFound);
-    });
-}
-
 each_variant!(
     echo_many_connections_on_a_path,
     half_close_then_reply,
@@ -389,6 +334,4 @@ each_variant!(
     incoming_is_a_stream_of_connections,
     pooled_reads_work_on_unix_streams,
     large_writes_never_use_zero_copy,
-    from_std_and_into_std_round_trip,
-    bad_addresses_are_refused,
 );

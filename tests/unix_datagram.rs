@@ -4,41 +4,18 @@
 mod support;
 
 use std::io::ErrorKind;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use corering::net::unix::{SocketAddr, UnixDatagram};
 use corering::spawn;
 use support::*;
 
-/// A socket path no other test (or run) uses; removed when dropped.
-struct TempPath(PathBuf);
-
-impl TempPath {
-    fn new(what: &str) -> TempPath {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let name = format!("corering-dgram-{what}-{}-{n}.sock", std::process::id());
-        let path = std::env::temp_dir().join(name);
-        let _ = std::fs::remove_file(&path);
-        TempPath(path)
-    }
-}
-
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
-
+/// An abstract name no other test (or run) uses.
 fn abstract_name(what: &str) -> Vec<u8> {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    format!("corering-dgram-{what}-{}-{n}", std::process::id()).into_bytes()
+    unique_name(&format!("dgram-{what}")).into_bytes()
 }
 
 fn round_trip_between_paths(v: Variant) {
-    let (a_path, b_path) = (TempPath::new("a"), TempPath::new("b"));
+    let (a_path, b_path) = (TempPath::new("dgram-a"), TempPath::new("dgram-b"));
     v.block_on(async {
         let a = UnixDatagram::bind(&a_path.0).expect("bind a");
         let b = UnixDatagram::bind(&b_path.0).expect("bind b");
@@ -115,7 +92,7 @@ fn a_large_datagram_is_cut_and_says_so(v: Variant) {
 }
 
 fn unbound_sender_and_connected_socket(v: Variant) {
-    let path = TempPath::new("server");
+    let path = TempPath::new("dgram-server");
     v.block_on(async {
         let server = UnixDatagram::bind(&path.0).expect("bind");
         let client = UnixDatagram::unbound().expect("unbound");
@@ -135,7 +112,7 @@ fn unbound_sender_and_connected_socket(v: Variant) {
         let (n, from) = res.expect("recv_from");
         assert_eq!(&buf[..n], b"from nobody");
         assert!(from.is_unnamed(), "sender {from:?}");
-        let missing = TempPath::new("missing");
+        let missing = TempPath::new("dgram-missing");
         let (res, _) = client.send_to(b"x".to_vec(), &missing.0).await;
         assert_eq!(
             res.expect_err("no socket there").kind(),
