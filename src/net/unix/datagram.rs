@@ -1,4 +1,5 @@
-//! A Unix datagram socket, on the `sendmsg`/`recvmsg` ops UDP uses.
+//! A Unix datagram socket: receives on the `RecvMsg` op UDP uses; sends on `SendMsg` or, where
+//! af_unix needs it (a full receiver), a `sendmsg` of its own (see `UnixDatagram::send_msg`).
 use std::io;
 use std::marker::PhantomData;
 use std::net::Shutdown;
