@@ -1,36 +1,98 @@
 // cargo run --release --example echo -- --addr 127.0.0.1:7000 --backend uring --cores 4
-//! TCP echo server, one task per connection, owned buffers, one executor per core.
+// cargo run --release --example echo -- --unix /tmp/echo.sock --cores 2
+// cargo run --example echo -- --help
+//! Echo server (TCP, or a Unix socket with `--unix`), one task per connection, owned
+//! buffers, one executor per core.
 //!
 //! `--cores N` (default 1) runs N cores, each pinned to a CPU with its own ring (or epoll
-//! instance) and its own SO_REUSEPORT listener on the same port. `--backend` defaults to auto
-//! (`CORERING_BACKEND` overrides auto). `--max-conns N` serves N connections, then exits.
-//! SIGINT or SIGTERM stops accepting, lets the open connections drain for `--grace SECS`
-//! (default 5) and cancels the rest. On exit it prints a table of per-core counters.
+//! instance) and its own SO_REUSEPORT listener on the same port; with `--unix PATH` the cores
+//! accept on one socket bound at PATH (a stale socket file there is removed first, and the
+//! file is removed at exit). `--backend` defaults to auto (`CORERING_BACKEND` overrides
+//! auto). `--max-conns N` serves N connections, then exits. SIGINT or SIGTERM stops
+//! accepting, lets the open connections drain for `--grace SECS` (default 5) and cancels the
+//! rest. On exit it prints a table of per-core counters. `--help` prints the usage.
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use corering::net::{ListenOptions, TcpListener, TcpStream};
+use corering::net::{ListenOptions, TcpListener, TcpStream, UnixListener, UnixStream};
 use corering::{BackendChoice, BackendKind, Builder, CoreReport, ShutdownHandle, ShuttingDown};
 
 /// The drain deadline after `--max-conns`: the connections may take as long as they need.
 const NO_DEADLINE: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
+const USAGE: &str = "usage: echo [--addr HOST:PORT | --unix PATH] [--backend auto|uring|epoll] \
+     [--max-conns N] [--cores N] [--grace SECS]
+  --addr HOST:PORT  serve TCP here (default 127.0.0.1:7000)
+  --unix PATH       serve on a Unix socket at PATH instead (a stale socket file at PATH is
+                    removed first; the file is removed at exit)
+  --help            print this and exit";
+
 fn usage(msg: &str) -> ! {
     eprintln!("echo: {msg}");
-    eprintln!(
-        "usage: echo [--addr HOST:PORT] [--backend auto|uring|epoll] [--max-conns N] \
-         [--cores N] [--grace SECS]"
-    );
+    eprintln!("{USAGE}");
     std::process::exit(2);
+}
+
+/// The command line.
+struct Options {
+    addr: String,
+    unix: Option<PathBuf>,
+    backend: BackendChoice,
+    max_conns: usize,
+    cores: usize,
+    grace: Duration,
+}
+
+fn parse_args() -> Options {
+    let mut o = Options {
+        addr: "127.0.0.1:7000".to_string(),
+        unix: None,
+        backend: BackendChoice::Auto,
+        max_conns: usize::MAX,
+        cores: 1,
+        grace: Duration::from_secs(5),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        if flag == "--help" || flag == "-h" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        let value = args
+            .next()
+            .unwrap_or_else(|| usage(&format!("missing value after {flag}")));
+        match (flag.as_str(), value.as_str()) {
+            ("--addr", _) => o.addr = value,
+            ("--unix", _) => o.unix = Some(PathBuf::from(value)),
+            ("--backend", "auto") => o.backend = BackendChoice::Auto,
+            ("--backend", "uring") => o.backend = BackendChoice::Uring,
+            ("--backend", "epoll") => o.backend = BackendChoice::Epoll,
+            ("--max-conns", n) => o.max_conns = n.parse().unwrap_or_else(|_| usage("bad N")),
+            ("--cores", n) => match n.parse() {
+                Ok(n) if n > 0 => o.cores = n,
+                _ => usage("bad --cores N"),
+            },
+            ("--grace", s) => match s.parse::<f64>() {
+                Ok(s) if s >= 0.0 && s.is_finite() => o.grace = Duration::from_secs_f64(s),
+                _ => usage("bad --grace SECS"),
+            },
+            _ => usage(&format!("bad option {flag} {value}")),
+        }
+    }
+    o
 }
 
 /// What the cores share.
 struct Shared {
     addr: String,
+    /// With `--unix`: the socket bound at the path, which every core accepts on (a dup each).
+    unix: Option<std::os::unix::net::UnixListener>,
     cores: usize,
     max_conns: usize,
     /// Connections accepted on all cores (for `--max-conns`).
@@ -41,31 +103,27 @@ struct Shared {
     stop: ShutdownHandle,
 }
 
-fn main() -> io::Result<()> {
-    let mut addr = "127.0.0.1:7000".to_string();
-    let (mut backend, mut max_conns) = (BackendChoice::Auto, usize::MAX);
-    let (mut cores, mut grace) = (1, Duration::from_secs(5));
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().unwrap_or_else(|| usage("missing value"));
-        match (flag.as_str(), value.as_str()) {
-            ("--addr", _) => addr = value,
-            ("--backend", "auto") => backend = BackendChoice::Auto,
-            ("--backend", "uring") => backend = BackendChoice::Uring,
-            ("--backend", "epoll") => backend = BackendChoice::Epoll,
-            ("--max-conns", n) => max_conns = n.parse().unwrap_or_else(|_| usage("bad N")),
-            ("--cores", n) => match n.parse() {
-                Ok(n) if n > 0 => cores = n,
-                _ => usage("bad --cores N"),
-            },
-            ("--grace", s) => match s.parse::<f64>() {
-                Ok(s) if s >= 0.0 && s.is_finite() => grace = Duration::from_secs_f64(s),
-                _ => usage("bad --grace SECS"),
-            },
-            _ => usage(&format!("bad option {flag} {value}")),
+/// Binds the Unix socket at `path`, first removing a stale socket file there (never any other
+/// kind of file).
+fn bind_unix(path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if meta.file_type().is_socket() {
+            std::fs::remove_file(path)?;
         }
     }
+    std::os::unix::net::UnixListener::bind(path)
+}
 
+fn main() -> io::Result<()> {
+    let Options {
+        addr,
+        unix: unix_path,
+        backend,
+        max_conns,
+        cores,
+        grace,
+    } = parse_args();
+    let unix = unix_path.as_deref().map(bind_unix).transpose()?;
     let rt = Builder::new()
         .backend(backend)
         .cores(cores)
@@ -75,6 +133,7 @@ fn main() -> io::Result<()> {
     let kind = rt.backend().kind();
     let shared = Arc::new(Shared {
         addr,
+        unix,
         cores,
         max_conns,
         accepted: AtomicUsize::new(0),
@@ -82,7 +141,11 @@ fn main() -> io::Result<()> {
         listening: AtomicUsize::new(0),
         stop: rt.shutdown_handle(),
     });
-    let reports = rt.run(|core| serve(shared.clone(), core))?;
+    let reports = rt.run(|core| serve(shared.clone(), core));
+    if let Some(path) = &unix_path {
+        let _ = std::fs::remove_file(path);
+    }
+    let reports = reports?;
     print_table(kind, &reports);
     // A core that could not bind (e.g. the port is taken) reports the error.
     for r in reports {
@@ -98,7 +161,7 @@ fn main() -> io::Result<()> {
 /// One core: bind this core's listener, accept until shutdown, one task per connection.
 /// Returns how many connections this core served.
 async fn serve(shared: Arc<Shared>, core: usize) -> io::Result<usize> {
-    let listener = match bind(&shared, core).await {
+    let listener = match listen(&shared, core).await {
         Ok(l) => l,
         Err(e) => {
             shared.stop.shutdown(Duration::ZERO); // the other cores need not wait
@@ -132,7 +195,7 @@ async fn serve(shared: Arc<Shared>, core: usize) -> io::Result<usize> {
         }
         served += 1;
         let task = corering::spawn(async move {
-            if let Err(e) = echo(stream).await {
+            if let Err(e) = stream.echo().await {
                 eprintln!("{peer}: {e}");
             }
         });
@@ -150,6 +213,48 @@ async fn serve(shared: Arc<Shared>, core: usize) -> io::Result<usize> {
         let _ = task.await;
     }
     Ok(served)
+}
+
+/// This core's listener: TCP, or a dup of the Unix socket `main` bound.
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+/// An accepted connection.
+enum Conn {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Listener {
+    fn local_addr(&self) -> io::Result<String> {
+        Ok(match self {
+            Listener::Tcp(l) => l.local_addr()?.to_string(),
+            Listener::Unix(l) => format!("unix:{}", l.local_addr()?),
+        })
+    }
+
+    /// The next connection and its peer's address, printed.
+    async fn accept(&self) -> io::Result<(Conn, String)> {
+        Ok(match self {
+            Listener::Tcp(l) => l
+                .accept()
+                .await
+                .map(|(s, a)| (Conn::Tcp(s), a.to_string()))?,
+            Listener::Unix(l) => l
+                .accept()
+                .await
+                .map(|(s, a)| (Conn::Unix(s), a.to_string()))?,
+        })
+    }
+}
+
+async fn listen(shared: &Shared, core: usize) -> io::Result<Listener> {
+    match &shared.unix {
+        Some(l) => UnixListener::from_std(l.try_clone()?).map(Listener::Unix),
+        None => bind(shared, core).await.map(Listener::Tcp),
+    }
 }
 
 /// Core 0 binds the address; the others join its port (which may have been 0) once it has.
@@ -184,13 +289,26 @@ async fn bind(shared: &Shared, core: usize) -> io::Result<TcpListener> {
 
 /// Pooled reads: while a connection waits for bytes it holds no buffer (the core's pool lends
 /// one when bytes arrive, and takes it back when the write is done).
-async fn echo(mut stream: TcpStream) -> io::Result<()> {
-    // `None`: the peer closed its side.
-    while let Some(buf) = stream.recv_pooled().await? {
-        let (res, _buf) = stream.write_all(buf).await;
-        res?;
+macro_rules! echo_pooled {
+    ($stream:expr) => {{
+        let stream = &mut $stream;
+        // `None`: the peer closed its side.
+        while let Some(buf) = stream.recv_pooled().await? {
+            let (res, _buf) = stream.write_all(buf).await;
+            res?;
+        }
+        Ok(())
+    }};
+}
+
+impl Conn {
+    /// Echoes until the peer closes its side.
+    async fn echo(self) -> io::Result<()> {
+        match self {
+            Conn::Tcp(mut s) => echo_pooled!(s),
+            Conn::Unix(mut s) => echo_pooled!(s),
+        }
     }
-    Ok(())
 }
 
 /// The per-core counters: one row per core, then the totals.

@@ -255,3 +255,44 @@ pub(crate) fn eventfd_signal(fd: RawFd) {
     // still leaves it readable, so the result is not needed.
     let _ = unsafe { libc::write(fd, &one as *const u64 as *const libc::c_void, 8) };
 }
+
+/// A new socket of `domain` and `ty` (e.g. `AF_UNIX`, `SOCK_DGRAM`), close-on-exec,
+/// non-blocking when the backend needs it.
+pub(crate) fn socket(domain: i32, ty: i32, nonblocking: bool) -> io::Result<OwnedFd> {
+    let mut ty = ty | libc::SOCK_CLOEXEC;
+    if nonblocking {
+        ty |= libc::SOCK_NONBLOCK;
+    }
+    let fd = syscall!(socket(domain, ty, 0))?;
+    // SAFETY: socket() just returned this fd and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// A connected pair of `AF_UNIX` sockets of type `ty`, close-on-exec, non-blocking when the
+/// backend needs it.
+pub(crate) fn unix_pair(ty: i32, nonblocking: bool) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut ty = ty | libc::SOCK_CLOEXEC;
+    if nonblocking {
+        ty |= libc::SOCK_NONBLOCK;
+    }
+    let mut fds = [-1; 2];
+    // SAFETY: `fds` is a writable array of the two ints socketpair() fills.
+    syscall!(socketpair(libc::AF_UNIX, ty, 0, fds.as_mut_ptr()))?;
+    // SAFETY: socketpair() just returned these fds and nothing else owns them.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// The local (`getsockname`) or, with `peer`, the remote (`getpeername`) address of `fd`, in
+/// the kernel's layout, whatever its family.
+pub(crate) fn raw_sockname(fd: RawFd, peer: bool) -> io::Result<Box<RawAddr>> {
+    let mut raw = RawAddr::empty();
+    let (ptr, len) = (raw.as_mut_ptr(), &mut raw.len as *mut libc::socklen_t);
+    if peer {
+        // SAFETY: `ptr` and `len` point into `raw`, whose storage is as large as `len` says.
+        syscall!(getpeername(fd, ptr, len))?;
+    } else {
+        // SAFETY: as above.
+        syscall!(getsockname(fd, ptr, len))?;
+    }
+    Ok(raw)
+}

@@ -1,13 +1,16 @@
-//! The I/O of one side of a stream, shared by [`TcpStream`](super::TcpStream) and its halves.
+//! The I/O of one side of a stream, shared by [`TcpStream`](super::TcpStream),
+//! [`UnixStream`](super::UnixStream) and their halves.
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::pooled::PooledState;
+use super::Unread;
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::op::rescue::{ReadRescue, WriteRescue};
 use crate::op::{self, Op, SharedFd};
@@ -79,6 +82,74 @@ pub(super) struct Writer {
     /// Whether the peer is on this host (zero-copy sends gain nothing there); learned on the
     /// first large write.
     pub loopback: Cell<Option<bool>>,
+    /// Whether large writes may go out as zero-copy sends at all: TCP only (a Unix socket
+    /// gains nothing from them, and the kernel refuses SEND_ZC there).
+    pub zero_copy: bool,
+}
+
+/// A new stream's two sides over `fd`, set up for the current backend; `zero_copy` as in
+/// [`Writer::zero_copy`].
+pub(super) fn sides(fd: OwnedFd, zero_copy: bool) -> (Reader, Writer) {
+    let uring =
+        crate::context::with_current(|c| c.kind == crate::BackendKind::Uring).unwrap_or(false);
+    let fd = SharedFd::new(fd);
+    let reader = Reader {
+        fd: fd.clone(),
+        rescue: uring.then(Rc::default),
+        pooled: Default::default(),
+    };
+    let writer = Writer {
+        fd,
+        rescue: Rc::default(),
+        orphans: uring,
+        loopback: Cell::new(None),
+        zero_copy,
+    };
+    (reader, writer)
+}
+
+/// The fd of a stream given back (for `into_std`), once every op of it still in the kernel
+/// has been answered, with what its cancelled ops left. If an op whose future was
+/// `mem::forget`-ten still holds the fd, this gives a duplicate.
+pub(super) async fn into_owned(reader: Reader, writer: Writer) -> io::Result<(OwnedFd, Unread)> {
+    let (mut bytes, mut error) = match &reader.rescue {
+        Some(rescue) => rescue.take_all().await,
+        None => (Vec::new(), None),
+    };
+    let (pooled, pooled_error) = reader.drain_pooled().await;
+    bytes.extend(pooled);
+    error = error.or(pooled_error);
+    let write_error = writer.rescue.check().await.err();
+    drop(writer);
+    reader.fd.settled().await;
+    let fd = match reader.fd.try_into_owned() {
+        Ok(fd) => fd,
+        Err(held) => {
+            // SAFETY: `held` keeps the fd open for the duration of the call.
+            let borrowed = unsafe { BorrowedFd::borrow_raw(held.raw()) };
+            borrowed.try_clone_to_owned()?
+        }
+    };
+    let unread = Unread {
+        bytes,
+        error,
+        write_error,
+    };
+    Ok((fd, unread))
+}
+
+/// Closes a stream through the backend (for `close`): waits until every op of it still in
+/// the kernel has been answered; an fd a forgotten op still holds stays open, and this says so.
+pub(super) async fn close(reader: Reader, writer: Writer) -> io::Result<()> {
+    reader.drop_pooled();
+    drop((reader.rescue, reader.pooled, writer));
+    reader.fd.settled().await;
+    match reader.fd.try_into_owned() {
+        Ok(fd) => Op::new(op::Close::new(fd)).await,
+        Err(_) => Err(io::Error::other(
+            "the socket stays open: an operation whose future was forgotten holds it",
+        )),
+    }
 }
 
 /// Poisons the write side if a `write_all` is dropped after part of its buffer went out: the
@@ -192,7 +263,7 @@ impl Writer {
 
     /// Whether a write of `len` bytes goes out as a zero-copy send.
     fn zero_copy(&self, len: usize) -> bool {
-        if !self.orphans || len < crate::driver::ZERO_COPY_MIN {
+        if !self.zero_copy || !self.orphans || len < crate::driver::ZERO_COPY_MIN {
             return false;
         }
         let on_uring = self.fd.kind() == Some(crate::BackendKind::Uring);

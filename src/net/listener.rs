@@ -8,34 +8,22 @@
 //! [`ACCEPT_QUEUE_MAX`] connections wait untaken; the next `accept` re-arms it. (One kernel
 //! turn may first take a whole burst from the backlog, which the listen backlog bounds.) Below 5.19, and on epoll, each `accept` is one op; one left behind by a dropped
 //! future is kept for the next `accept` too.
-use std::cell::RefCell;
-use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll};
 
+use super::accept_core::Acceptor;
 use super::TcpStream;
 use crate::context::ShutdownRequested;
-use crate::op::accept_multi::{arm_accept, AcceptRest};
-use crate::op::multi::Multishot;
-use crate::op::{Accept, Op, SharedFd};
 use crate::sys::{self, syscall};
 
 /// Connections a standing multishot accept may queue before it is paused (cancelled, and
 /// re-armed once `accept` has taken them): a listener nobody accepts from does not take up
 /// fds without bound.
 pub const ACCEPT_QUEUE_MAX: u16 = 128;
-
-/// The accept in flight, if any.
-enum Pending {
-    Idle,
-    Multi(Multishot<AcceptRest>),
-    Single(Op<Accept>),
-}
 
 /// Options for [`TcpListener::bind_with`].
 #[derive(Clone, Debug, Default)]
@@ -59,38 +47,9 @@ pub struct ListenOptions {
 /// `accept` hands back errors such as EMFILE (out of fds) as they come: an accept loop should
 /// back off (e.g. sleep briefly) on them rather than retry at once.
 pub struct TcpListener {
-    fd: SharedFd,
-    pending: RefCell<Pending>,
-    /// Several tasks may accept on one listener: the op wakes them all, and one takes it.
-    waiters: Arc<Waiters>,
-    waker: Waker,
+    /// The listening socket and its accept in flight (shared with `UnixListener`).
+    core: Acceptor,
     _not_send: PhantomData<*const ()>,
-}
-
-/// The tasks waiting in `accept` on one listener.
-#[derive(Default)]
-struct Waiters(Mutex<Vec<Waker>>);
-
-impl Waiters {
-    fn add(&self, waker: &Waker) {
-        let mut list = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if !list.iter().any(|w| w.will_wake(waker)) {
-            list.push(waker.clone());
-        }
-    }
-}
-
-impl Wake for Waiters {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        let list = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
-        for w in list {
-            w.wake();
-        }
-    }
 }
 
 impl TcpListener {
@@ -157,69 +116,14 @@ impl TcpListener {
         stop: &mut ShutdownRequested,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
-        if Pin::new(stop).poll(cx).is_ready() {
-            return Poll::Ready(Err(crate::ShuttingDown::error()));
-        }
-        self.waiters.add(cx.waker());
-        let mut all = Context::from_waker(&self.waker);
-        let accepted = crate::op::cancel::poll_standing(|| self.poll_accepted(&mut all));
-        let (fd, addr) = std::task::ready!(accepted)??;
+        let (fd, addr) = std::task::ready!(self.core.poll_accept(stop, cx))?;
+        let addr = addr.to_std()?;
         Poll::Ready(Ok((TcpStream::from_accepted(fd), addr)))
-    }
-
-    /// The next accepted connection, from the standing multishot accept or a one-shot one.
-    fn poll_accepted(&self, cx: &mut Context<'_>) -> Poll<io::Result<(OwnedFd, SocketAddr)>> {
-        let mut pending = self.pending.borrow_mut();
-        loop {
-            match &mut *pending {
-                Pending::Idle => *pending = self.arm()?,
-                Pending::Multi(multi) => {
-                    let Some((res, _)) = std::task::ready!(multi.poll_next(cx)) else {
-                        *pending = Pending::Idle;
-                        continue;
-                    };
-                    // Our own pause (or shutdown, which `accept` reports itself) ended it.
-                    if res == -libc::ECANCELED {
-                        continue;
-                    }
-                    if res < 0 {
-                        return Poll::Ready(Err(io::Error::from_raw_os_error(-res)));
-                    }
-                    // SAFETY: a successful accept's result is a new fd that nothing else owns.
-                    let fd = unsafe { OwnedFd::from_raw_fd(res) };
-                    // A connection reset before we got here has no peer: it is gone, skip it.
-                    if let Ok(addr) = sys::peer_addr(fd.as_raw_fd()) {
-                        return Poll::Ready(Ok((fd, addr)));
-                    }
-                }
-                Pending::Single(op) => {
-                    let res = std::task::ready!(Pin::new(op).poll(cx));
-                    *pending = Pending::Idle;
-                    return Poll::Ready(res);
-                }
-            }
-        }
-    }
-
-    fn arm(&self) -> io::Result<Pending> {
-        let driver = crate::context::current_driver();
-        let multishot = driver.borrow().multishot_accept()
-            && self
-                .fd
-                .kind()
-                .is_some_and(|k| k == crate::BackendKind::Uring);
-        if multishot {
-            return arm_accept(&self.fd, ACCEPT_QUEUE_MAX).map(Pending::Multi);
-        }
-        Ok(Pending::Single(Op::on(
-            &self.fd,
-            Accept::new(self.fd.clone()),
-        )))
     }
 
     /// The address the listener is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        sys::local_addr(self.fd.raw())
+        sys::local_addr(self.core.raw())
     }
 }
 
@@ -235,12 +139,8 @@ fn bind_one(addr: &SocketAddr, opts: &ListenOptions, nonblocking: bool) -> io::R
     syscall!(bind(raw, sa.as_ptr(), sa.len))?;
     let backlog = if opts.backlog > 0 { opts.backlog } else { 1024 };
     syscall!(listen(raw, backlog))?;
-    let waiters = Arc::new(Waiters::default());
     Ok(TcpListener {
-        fd: SharedFd::new(fd),
-        pending: RefCell::new(Pending::Idle),
-        waker: Waker::from(waiters.clone()),
-        waiters,
+        core: Acceptor::new(fd),
         _not_send: PhantomData,
     })
 }
@@ -273,34 +173,23 @@ impl std::fmt::Debug for Incoming<'_> {
     }
 }
 
-impl std::fmt::Debug for Pending {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Pending::Idle => "Idle",
-            Pending::Multi(_) => "Multishot",
-            Pending::Single(_) => "Single",
-        })
-    }
-}
-
 impl AsRawFd for TcpListener {
     fn as_raw_fd(&self) -> RawFd {
-        self.fd.raw()
+        self.core.raw()
     }
 }
 
 impl AsFd for TcpListener {
     fn as_fd(&self) -> BorrowedFd<'_> {
         // SAFETY: the fd is open for as long as `self` is borrowed.
-        unsafe { BorrowedFd::borrow_raw(self.fd.raw()) }
+        unsafe { BorrowedFd::borrow_raw(self.core.raw()) }
     }
 }
 
 impl std::fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TcpListener")
-            .field("fd", &self.fd)
-            .field("pending", &*self.pending.borrow())
+            .field("core", &self.core)
             .finish()
     }
 }

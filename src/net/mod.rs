@@ -1,7 +1,8 @@
-//! TCP (one task per connection) and UDP, with owned buffers.
+//! TCP (one task per connection), UDP and Unix domain sockets ([`unix`]), with owned buffers.
 //!
 //! Sockets belong to the core that made them (they are not `Send`): with epoll they are
 //! registered in that core's poller. Make them inside [`Runtime::block_on`](crate::Runtime).
+mod accept_core;
 mod half;
 mod listener;
 mod pooled;
@@ -9,6 +10,7 @@ mod split;
 mod stream;
 mod udp;
 mod udp_options;
+pub mod unix;
 
 pub use half::PartialWrite;
 pub use listener::{Incoming, ListenOptions, TcpListener, ACCEPT_QUEUE_MAX};
@@ -16,6 +18,7 @@ pub use pooled::{PooledStream, RecvPooled};
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
 pub use stream::{TcpStream, Unread};
 pub use udp::{RecvMeta, UdpSocket};
+pub use unix::{UnixDatagram, UnixListener, UnixStream};
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};

@@ -1,4 +1,5 @@
-//! The halves of a [`TcpStream`]: one reader and one writer, borrowed or owned.
+//! The halves of a [`TcpStream`]: one reader and one writer, borrowed or owned (the borrowed
+//! ones serve [`UnixStream::split`](super::UnixStream::split) too).
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
@@ -10,11 +11,11 @@ use super::TcpStream;
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::sys;
 
-/// The read half of a stream borrowed by [`TcpStream::split`].
+/// The read half of a stream borrowed by [`TcpStream::split`] (or `UnixStream::split`).
 #[derive(Debug)]
 pub struct ReadHalf<'a>(pub(super) &'a Reader);
 
-/// The write half of a stream borrowed by [`TcpStream::split`].
+/// The write half of a stream borrowed by [`TcpStream::split`] (or `UnixStream::split`).
 #[derive(Debug)]
 pub struct WriteHalf<'a>(pub(super) &'a Writer);
 

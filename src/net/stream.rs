@@ -1,15 +1,13 @@
 //! A connected TCP socket.
-use std::cell::Cell;
 use std::io;
 use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::rc::Rc;
 
-use super::half::{read_methods, write_methods, Reader, Writer};
+use super::half::{self, read_methods, write_methods, Reader, Writer};
 use super::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
-use crate::op::{self, Op, SharedFd};
+use crate::op::{self, Op};
 use crate::sys;
 
 /// A TCP connection. Reads and writes take owned buffers and give them back.
@@ -63,21 +61,10 @@ pub struct Unread {
 
 impl TcpStream {
     pub(crate) fn from_accepted(fd: OwnedFd) -> TcpStream {
-        let uring =
-            crate::context::with_current(|c| c.kind == crate::BackendKind::Uring).unwrap_or(false);
-        let fd = SharedFd::new(fd);
+        let (reader, writer) = half::sides(fd, true);
         TcpStream {
-            reader: Reader {
-                fd: fd.clone(),
-                rescue: uring.then(Rc::default),
-                pooled: Default::default(),
-            },
-            writer: Writer {
-                fd,
-                rescue: Rc::default(),
-                orphans: uring,
-                loopback: Cell::new(None),
-            },
+            reader,
+            writer,
             _not_send: PhantomData,
         }
     }
@@ -113,31 +100,9 @@ impl TcpStream {
     /// whose future was `mem::forget`-ten still holds the fd, the std stream gets a duplicate.
     pub async fn into_std(self) -> io::Result<(std::net::TcpStream, Unread)> {
         let TcpStream { reader, writer, .. } = self;
-        let (mut bytes, mut error) = match &reader.rescue {
-            Some(rescue) => rescue.take_all().await,
-            None => (Vec::new(), None),
-        };
-        let (pooled, pooled_error) = reader.drain_pooled().await;
-        bytes.extend(pooled);
-        error = error.or(pooled_error);
-        let write_error = writer.rescue.check().await.err();
-        drop(writer);
-        reader.fd.settled().await;
-        let fd = match reader.fd.try_into_owned() {
-            Ok(fd) => fd,
-            Err(held) => {
-                // SAFETY: `held` keeps the fd open for the duration of the call.
-                let borrowed = unsafe { BorrowedFd::borrow_raw(held.raw()) };
-                borrowed.try_clone_to_owned()?
-            }
-        };
+        let (fd, unread) = half::into_owned(reader, writer).await?;
         let stream = std::net::TcpStream::from(fd);
         stream.set_nonblocking(false)?;
-        let unread = Unread {
-            bytes,
-            error,
-            write_error,
-        };
         Ok((stream, unread))
     }
 
@@ -176,15 +141,7 @@ impl TcpStream {
     /// this says so.
     pub async fn close(self) -> io::Result<()> {
         let TcpStream { reader, writer, .. } = self;
-        reader.drop_pooled();
-        drop((reader.rescue, reader.pooled, writer));
-        reader.fd.settled().await;
-        match reader.fd.try_into_owned() {
-            Ok(fd) => Op::new(op::Close::new(fd)).await,
-            Err(_) => Err(io::Error::other(
-                "the socket stays open: an operation whose future was forgotten holds it",
-            )),
-        }
+        half::close(reader, writer).await
     }
 
     /// Sets TCP_NODELAY.

@@ -1,6 +1,5 @@
 //! Accept one connection on a listening socket.
 use std::io;
-use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 use super::SharedFd;
@@ -62,7 +61,8 @@ impl EpollOp for Accept {
 }
 
 impl OpCode for Accept {
-    type Output = io::Result<(OwnedFd, SocketAddr)>;
+    /// The new fd and the peer's address as the kernel wrote it (any family).
+    type Output = io::Result<(OwnedFd, Box<RawAddr>)>;
 
     fn on_orphaned(&mut self) {
         self.fd.orphaned();
@@ -76,7 +76,6 @@ impl OpCode for Accept {
     fn complete(self, res: io::Result<u32>) -> Self::Output {
         // SAFETY: a successful accept returns a new fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(res? as RawFd) };
-        let addr = self.addr.to_std()?;
-        Ok((fd, addr))
+        Ok((fd, self.addr))
     }
 }

@@ -507,3 +507,28 @@ pub fn is_reset(err: &io::Error) -> bool {
         io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe
     )
 }
+
+/// A Unix socket path in the temp dir that no other test (or run) uses; removed when dropped.
+pub struct TempPath(pub std::path::PathBuf);
+
+impl TempPath {
+    pub fn new(what: &str) -> TempPath {
+        let path = std::env::temp_dir().join(format!("{}.sock", unique_name(what)));
+        let _ = std::fs::remove_file(&path);
+        TempPath(path)
+    }
+}
+
+impl Drop for TempPath {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// A name no other test (or run) uses: `corering-{what}-{pid}-{counter}`, e.g. for a Unix
+/// socket's abstract name.
+pub fn unique_name(what: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    format!("corering-{what}-{}-{n}", std::process::id())
+}
