@@ -264,7 +264,8 @@ fn incoming_is_a_stream_of_connections(v: Variant) {
         within("incoming", async {
             while seen.len() < 4 {
                 let next = std::future::poll_fn(|cx| incoming.as_mut().poll_next(cx)).await;
-                let mut stream = next.expect("never ends").expect("accepted");
+                let (mut stream, peer) = next.expect("ended early").expect("accepted");
+                assert!(peer.is_unnamed(), "a connecting client is unnamed: {peer}");
                 let (res, buf) = stream.read_exact(vec![0u8; 1]).await;
                 res.expect("read");
                 seen.push(buf[0]);

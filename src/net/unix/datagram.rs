@@ -5,6 +5,7 @@ use std::marker::PhantomData;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
+use std::rc::Rc;
 use std::time::Duration;
 
 use super::{PeerCred, SocketAddr};
@@ -39,12 +40,15 @@ const SEND_RETRY_MAX: Duration = Duration::from_millis(20);
 /// short sleeps (up to 20 ms; the kernel gives an unconnected sender nothing to wait on) and
 /// a connected `send` waits for writability.
 ///
-/// Cancellation: a dropped send may still have been sent; a dropped receive on io_uring may
-/// have taken a datagram, which is then lost with the buffer. Binding a path does not remove
+/// Cancellation: a dropped send may still have been sent (never twice); a dropped receive
+/// loses nothing: a datagram or error the kernel gave it before the cancel goes to the next
+/// receive, as for [`UdpSocket`](crate::net::UdpSocket). Binding a path does not remove
 /// a stale socket file there, and dropping the socket does not remove its file.
 #[derive(Debug)]
 pub struct UnixDatagram {
     fd: SharedFd,
+    /// What dropped receives got after all (io_uring): the next receive returns it first.
+    rescue: Rc<op::DatagramRescue>,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -97,6 +101,7 @@ impl UnixDatagram {
     fn from_fd(fd: OwnedFd) -> UnixDatagram {
         UnixDatagram {
             fd: SharedFd::new(fd),
+            rescue: Rc::default(),
             _not_send: PhantomData,
         }
     }
@@ -190,7 +195,7 @@ impl UnixDatagram {
     /// Receives one datagram into `buf`: the count stored, the sender, and whether the
     /// datagram was larger than the buffer (its tail discarded).
     pub async fn recv_from_meta<B: IoBufMut>(&self, buf: B) -> BufResult<RecvMeta<SocketAddr>, B> {
-        let (res, buf) = Op::on(&self.fd, op::RecvMsg::new(self.fd.clone(), buf)).await;
+        let (res, buf) = self.recv_msg(buf).await;
         let meta = res.and_then(|got| {
             Ok(RecvMeta {
                 len: got.len,
@@ -203,8 +208,18 @@ impl UnixDatagram {
 
     /// Receives one datagram into `buf`; the count stored.
     pub async fn recv<B: IoBufMut>(&self, buf: B) -> BufResult<usize, B> {
-        let (res, buf) = Op::on(&self.fd, op::RecvMsg::new(self.fd.clone(), buf)).await;
+        let (res, buf) = self.recv_msg(buf).await;
         (res.map(|got| got.len), buf)
+    }
+
+    /// A datagram (or error) a dropped receive got (see `op::DatagramRescue`), else one
+    /// from the kernel.
+    async fn recv_msg<B: IoBufMut>(&self, mut buf: B) -> BufResult<op::Received, B> {
+        if let Some(res) = self.rescue.take_into(&mut buf) {
+            return (res, buf);
+        }
+        let recv = op::RecvMsg::new(self.fd.clone(), buf).rescued_to(&self.rescue);
+        Op::on(&self.fd, recv).await
     }
 
     /// Shuts down reading, writing or both.

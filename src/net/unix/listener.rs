@@ -83,9 +83,10 @@ impl UnixListener {
         std::future::poll_fn(|cx| self.poll_accept(&mut stop, cx)).await
     }
 
-    /// The accepted connections as a [`futures_core::Stream`] (it never ends by itself:
-    /// errors such as EMFILE are items, and after shutdown every item is
-    /// [`ShuttingDown`](crate::ShuttingDown)).
+    /// The accepted connections and their peers' addresses as a [`futures_core::Stream`], as
+    /// [`TcpListener::incoming`](crate::net::TcpListener::incoming): errors such as EMFILE are
+    /// items (the stream goes on after them); once shutdown is requested, one last item is
+    /// the [`ShuttingDown`](crate::ShuttingDown) error and the stream ends.
     ///
     /// ```no_run
     /// use futures_core::Stream;
@@ -93,7 +94,7 @@ impl UnixListener {
     /// let listener = corering::net::UnixListener::bind("/tmp/app.sock")?;
     /// let mut incoming = std::pin::pin!(listener.incoming());
     /// while let Some(stream) = std::future::poll_fn(|cx| incoming.as_mut().poll_next(cx)).await {
-    ///     let stream = stream?;
+    ///     let (stream, _peer) = stream?;
     ///     # drop(stream);
     /// }
     /// # Ok::<(), std::io::Error>(()) }).unwrap();
@@ -102,6 +103,7 @@ impl UnixListener {
         Incoming {
             listener: self,
             stop: crate::context::shutdown_requested(),
+            ended: false,
         }
     }
 
@@ -125,15 +127,21 @@ impl UnixListener {
 pub struct Incoming<'a> {
     listener: &'a UnixListener,
     stop: ShutdownRequested,
+    /// The shutdown error was handed out: the stream has ended.
+    ended: bool,
 }
 
 impl futures_core::Stream for Incoming<'_> {
-    type Item = io::Result<UnixStream>;
+    type Item = io::Result<(UnixStream, SocketAddr)>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        let accepted = std::task::ready!(this.listener.poll_accept(&mut this.stop, cx));
-        Poll::Ready(Some(accepted.map(|(stream, _)| stream)))
+        if this.ended {
+            return Poll::Ready(None);
+        }
+        let item = std::task::ready!(this.listener.poll_accept(&mut this.stop, cx));
+        this.ended = matches!(&item, Err(e) if crate::ShuttingDown::is(e));
+        Poll::Ready(Some(item))
     }
 }
 
