@@ -3,6 +3,8 @@
 //! Sockets belong to the core that made them (they are not `Send`): with epoll they are
 //! registered in that core's poller. Make them inside [`Runtime::block_on`](crate::Runtime).
 mod accept_core;
+#[cfg(feature = "compat")]
+mod compat;
 mod half;
 mod listener;
 mod pooled;

@@ -33,9 +33,9 @@ use crate::sys;
 /// [`close`](Self::close) closes it through the backend and reports the error, if any.
 #[derive(Debug)]
 pub struct UnixStream {
-    pub(super) reader: Reader,
-    pub(super) writer: Writer,
-    pub(super) _not_send: PhantomData<*const ()>,
+    pub(in crate::net) reader: Reader,
+    pub(in crate::net) writer: Writer,
+    pub(in crate::net) _not_send: PhantomData<*const ()>,
 }
 
 impl UnixStream {
