@@ -14,7 +14,7 @@ use crate::net::RecvMeta;
 use crate::op::{self, Op, SharedFd};
 use crate::sys::{self, syscall, RawAddr};
 
-/// The longest sleep between two tries of a `send_to` on epoll whose receiver is full.
+/// The longest sleep between two tries of a send whose receiver is full.
 const SEND_RETRY_MAX: Duration = Duration::from_millis(20);
 
 /// A Unix datagram socket (`AF_UNIX`, `SOCK_DGRAM`): whole messages, kept in order (a full
@@ -35,10 +35,11 @@ const SEND_RETRY_MAX: Duration = Duration::from_millis(20);
 /// # Ok::<(), std::io::Error>(()) }).unwrap();
 /// ```
 ///
-/// A send to a receiver whose queue is full (`net.unix.max_dgram_qlen`) waits for room: on
-/// io_uring in a blocking `sendmsg` on the blocking pool, on epoll a `send_to` retries after
-/// short sleeps (up to 20 ms; the kernel gives an unconnected sender nothing to wait on) and
-/// a connected `send` waits for writability.
+/// A send to a receiver whose queue is full (`net.unix.max_dgram_qlen`) waits for room: it
+/// retries after short sleeps (1 ms doubling to 20 ms; the kernel gives an unconnected
+/// sender nothing to wait on, and io_uring's SENDMSG would send an empty datagram), except a
+/// connected `send` on epoll, which waits for writability. A dropped send either went out
+/// whole or not at all.
 ///
 /// Cancellation: a dropped send may still have been sent (never twice); a dropped receive
 /// loses nothing: a datagram or error the kernel gave it before the cancel goes to the next
@@ -147,10 +148,12 @@ impl UnixDatagram {
     /// A full receiver is the hard case: af_unix gives an unconnected sender no readiness to
     /// wait for (the socket polls writable; only a blocking send is woken), and on io_uring
     /// it copies the bytes out of the iovec before it answers EAGAIN, so that the ring's
-    /// internal retry sends an empty datagram (seen on 6.18). So on io_uring a send is one
-    /// non-blocking `sendmsg` now, and if the receiver is full, a blocking one on the pool;
-    /// on epoll (non-blocking sockets) a connected `send` is the `SendMsg` op (the kernel
-    /// wakes a connected sender), and a `send_to` retries after a short, growing sleep.
+    /// internal retry sends an empty datagram (seen on 6.18). So a send is a non-blocking
+    /// `sendmsg` syscall, retried after a short, growing sleep while the receiver is full;
+    /// only a connected `send` on epoll (non-blocking sockets, where the kernel wakes a
+    /// connected sender) is the `SendMsg` op, which waits for writability. (A blocking send on
+    /// the pool would hold a pool thread for as long as the receiver does not read, and a
+    /// dropped one could not be called back: a hostile receiver could take every thread.)
     async fn send_msg<B: IoBuf>(&self, buf: B, dest: Option<Box<RawAddr>>) -> BufResult<usize, B> {
         let uring = crate::context::with_current(|c| c.kind == crate::BackendKind::Uring);
         if uring != Some(true) && dest.is_none() {
@@ -165,23 +168,8 @@ impl UnixDatagram {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 res => return (res, buf),
             }
-            if uring == Some(true) {
-                let res = self.send_blocking(bytes.to_vec(), dest).await;
-                return (res, buf);
-            }
             crate::time::sleep(backoff).await;
             backoff = (backoff * 2).min(SEND_RETRY_MAX);
-        }
-    }
-
-    /// A blocking `sendmsg` of `data` on the pool, on a duplicate of the fd (io_uring's
-    /// sockets are blocking): dropped, it is let go, and the datagram may still be sent.
-    async fn send_blocking(&self, data: Vec<u8>, dest: Option<Box<RawAddr>>) -> io::Result<usize> {
-        let fd = self.as_fd().try_clone_to_owned()?;
-        let job = move || send_now(fd.as_raw_fd(), &data, dest.as_deref(), 0);
-        match Op::new(op::blocking::BlockingFn::new(job)).await? {
-            Ok(res) => res,
-            Err(panic) => std::panic::resume_unwind(panic),
         }
     }
 
