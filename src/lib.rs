@@ -43,10 +43,14 @@
 //! in-flight operation; one vocabulary for both backends) → `driver::Driver` (the one place that
 //! matches on the backend) → the per-core runtime (run queue, timers, park).
 #![deny(unsafe_op_in_unsafe_fn)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs, clippy::undocumented_unsafe_blocks)]
 
 pub mod buf;
 pub mod cancel;
+#[cfg(feature = "compat")]
+#[cfg_attr(docsrs, doc(cfg(feature = "compat")))]
+pub mod compat;
 mod context;
 mod driver;
 pub mod fs;

@@ -16,7 +16,6 @@
 //! `--file-bench KIND CASE PATH WARMUP SECONDS`.
 #![warn(clippy::undocumented_unsafe_blocks)]
 mod cli;
-mod compat_stub;
 mod files;
 mod http;
 mod idle;

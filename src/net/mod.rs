@@ -2,6 +2,8 @@
 //!
 //! Sockets belong to the core that made them (they are not `Send`): with epoll they are
 //! registered in that core's poller. Make them inside [`Runtime::block_on`](crate::Runtime).
+#[cfg(feature = "compat")]
+mod compat;
 mod half;
 mod listener;
 mod pooled;

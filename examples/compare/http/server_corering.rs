@@ -6,7 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::compat_stub::{Compat, HyperTimer};
+use corering::compat::{Compat, HyperTimer};
 use corering::net::{ListenOptions, TcpListener};
 use corering::BackendChoice;
 use hyper::server::conn::http1;
