@@ -1,7 +1,7 @@
 //! The command line: the help text, the options and their defaults.
 use std::path::{Path, PathBuf};
 
-use crate::servers::{self, KINDS};
+use crate::servers;
 
 const HELP: &str = "\
 usage: cargo run --release --example compare -- [options]
@@ -23,7 +23,8 @@ usage: cargo run --release --example compare -- [options]
   --warmup S          warm-up seconds before each measured window (default 0.3)
   --server-core N     core the servers are pinned to (default: the second usable core, e.g. 1)
   --client-core N     core the load generator is pinned to (default: the first, e.g. 0)
-  --out DIR           where JSON, CSV and SVG go (default target/corering-bench)
+  --out DIR           where JSON, CSV and SVG go (default $CARGO_TARGET_DIR/corering-bench,
+                      or target/corering-bench without CARGO_TARGET_DIR)
   --files             add the file cases, each a runner process pinned to the servers' core:
                       file_random_read (4 KiB reads at random offsets of a 256 MiB file in
                       the page cache, 64 in flight) and file_write_fsync (sequential 64 KiB
@@ -34,6 +35,13 @@ usage: cargo run --release --example compare -- [options]
   --file-dir DIR      where the file cases read and write: a directory on the disk to measure,
                       not tmpfs (default: files/ under the --out directory); the 256 MiB read
                       file is written there once and kept
+  --http              add the http cases: HTTP/1.1 keep-alive GETs (closed loop, a 5 B body)
+                      answered by hyper on corering (hyper-corering-uring, -epoll) and on
+                      tokio (hyper-tokio); the echo servers do not run them, nor the http
+                      servers the echo cases
+  --http-only         run only the http cases
+  --http-conns 16,256 connection counts of the http cases (default 16,256; --quick: 16);
+                      implies --http
 
 Figures are medians over the rounds; ratios are medians of the ratios within each round.
 The default matrix takes about 13 minutes. Exit status 1 if any run had an error.
@@ -59,6 +67,8 @@ pub struct Config {
     /// Whether the file cases run, and where.
     pub files: bool,
     pub file_dir: PathBuf,
+    /// Connection counts of the http cases (none: no http cases).
+    pub http: Vec<usize>,
 }
 
 pub fn usage(msg: &str) -> ! {
@@ -100,7 +110,7 @@ fn default_out() -> PathBuf {
 
 fn help() -> ! {
     println!("{HELP}");
-    for k in KINDS {
+    for k in servers::all() {
         println!("  {:<16} {}", k.name, k.about);
     }
     std::process::exit(0);
@@ -140,6 +150,9 @@ struct Given {
     files: bool,
     files_only: bool,
     file_dir: Option<PathBuf>,
+    http: bool,
+    http_only: bool,
+    http_conns: Option<Vec<usize>>,
 }
 
 pub fn parse_args(args: Vec<String>) -> Config {
@@ -168,6 +181,9 @@ pub fn parse_args(args: Vec<String>) -> Config {
             "--files" => g.files = true,
             "--files-only" => g.files_only = true,
             "--file-dir" => g.file_dir = Some(PathBuf::from(value())),
+            "--http" => g.http = true,
+            "--http-only" => g.http_only = true,
+            "--http-conns" => g.http_conns = Some(list(&value(), "http connection count")),
             other => usage(&format!("unknown option {other:?}")),
         }
     }
@@ -186,17 +202,26 @@ impl Given {
         let mut sizes = self.sizes.unwrap_or(vec![64, 4096]);
         let mut stream = self.stream.unwrap_or(vec![1, 16]);
         let mut idle = self.idle.unwrap_or(1000);
-        if self.files_only {
+        if self.files_only || self.http_only {
             (conns, sizes, stream, idle) = (Vec::new(), Vec::new(), Vec::new(), 0);
         }
-        if [&conns, &sizes, &stream].iter().any(|v| v.contains(&0)) {
+        let http = match self.http || self.http_only || self.http_conns.is_some() {
+            true => self
+                .http_conns
+                .unwrap_or(if quick { vec![16] } else { vec![16, 256] }),
+            false => Vec::new(),
+        };
+        if [&conns, &sizes, &stream, &http]
+            .iter()
+            .any(|v| v.contains(&0))
+        {
             usage("connection counts and sizes must be at least 1");
         }
         let out = self.out.unwrap_or_else(default_out);
         let cfg = Config {
             servers: self
                 .servers
-                .unwrap_or_else(|| KINDS.iter().map(|k| k.name).collect()),
+                .unwrap_or_else(|| servers::all().map(|k| k.name).collect()),
             conns,
             sizes,
             stream,
@@ -210,6 +235,7 @@ impl Given {
             out,
             quick,
             files: self.files || self.files_only,
+            http,
         };
         if !(cfg.seconds > 0.0 && cfg.warmup >= 0.0) {
             usage("--seconds must be positive and --warmup not negative");

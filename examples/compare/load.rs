@@ -3,7 +3,8 @@
 //!
 //! - Request/response (`rr`): every connection sends a message of the case's size, reads until the
 //!   whole echo is back (checking every byte), records the round trip in an HDR histogram, and
-//!   sends the next one at once (a closed loop: `conns` requests are always in flight).
+//!   sends the next one at once (a closed loop: `conns` requests are always in flight). The
+//!   loop takes any `Exchange`: the echo, or an HTTP/1.1 GET (`crate::http::load`).
 //! - Streaming (`stream`): each connection writes a byte stream as fast as the server takes
 //!   it while reading the echo back; the figure is the echoed bytes per second.
 //!
@@ -47,7 +48,7 @@ pub struct Outcome<S> {
     pub end: S,
 }
 
-pub use rr::request_response;
+pub use rr::{closed_loop, request_response, Exchange};
 pub use stream::stream;
 
 /// Events taken per epoll_wait.
@@ -132,9 +133,19 @@ fn retry(e: &io::Error) -> bool {
 /// drops a SYN that finds the queue full, and the client then waits a second to resend it.
 const CONNECT_BATCH: usize = 64;
 
+/// What the batches of `connect_with` check: one round trip on every connection of a batch,
+/// or the index in the batch of the one that failed and why.
+pub type Handshake<'a> = &'a dyn Fn(&[TcpStream]) -> Result<(), (usize, io::Error)>;
+
 /// Opens `n` connections to `addr`: blocking connect, TCP_NODELAY, a read timeout of STALL
 /// (for blocking reads), a one-byte echo each, then non-blocking.
 pub fn connect_all(addr: &str, n: usize) -> io::Result<Vec<TcpStream>> {
+    connect_with(addr, n, &echo_handshake)
+}
+
+/// Opens `n` connections to `addr` as `connect_all` does, with `handshake` (one round trip
+/// on each connection of a batch) in place of the one-byte echo.
+pub fn connect_with(addr: &str, n: usize, handshake: Handshake) -> io::Result<Vec<TcpStream>> {
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
         let from = out.len();
@@ -145,7 +156,9 @@ pub fn connect_all(addr: &str, n: usize) -> io::Result<Vec<TcpStream>> {
             s.set_read_timeout(Some(STALL))?;
             out.push(s);
         }
-        handshake(&out[from..], from, n)?;
+        handshake(&out[from..]).map_err(|(i, e)| {
+            io::Error::new(e.kind(), format!("connection {} of {n}: {e}", from + i))
+        })?;
     }
     for s in &out {
         s.set_nonblocking(true)?;
@@ -154,14 +167,9 @@ pub fn connect_all(addr: &str, n: usize) -> io::Result<Vec<TcpStream>> {
 }
 
 /// Sends one byte on each connection of a batch, then reads each echo back.
-fn handshake(batch: &[TcpStream], from: usize, n: usize) -> io::Result<()> {
+fn echo_handshake(batch: &[TcpStream]) -> Result<(), (usize, io::Error)> {
     use std::io::{Read, Write};
-    let fail = |i: usize, e: io::Error| {
-        io::Error::new(
-            e.kind(),
-            format!("connection {} of {n}: first echo: {e}", from + i),
-        )
-    };
+    let fail = |i: usize, e: io::Error| (i, io::Error::new(e.kind(), format!("first echo: {e}")));
     for (i, mut s) in batch.iter().enumerate() {
         s.write_all(b"h").map_err(|e| fail(i, e))?;
     }

@@ -1,19 +1,23 @@
-// cargo run --release --example compare -- [--quick] [--servers a,b] [--conns 1,16,10000] [--sizes 64,4096] [--stream-conns 1,16] [--idle N] [--rounds N] [--seconds S] [--files | --files-only] [--file-dir DIR]
+// cargo run --release --example compare -- [--quick] [--servers a,b] [--conns 1,16,10000] [--sizes 64,4096] [--stream-conns 1,16] [--idle N] [--rounds N] [--seconds S] [--files | --files-only] [--file-dir DIR] [--http | --http-only] [--http-conns 16,256]
 //! corering's comparison runner: echo servers on io_uring and on epoll — corering's two
 //! backends, hand-written loops with no runtime (the floor), tokio, monoio and Go — each in its
 //! own process pinned to one core, driven by one fixed load generator pinned to another core.
 //! The cases: request/response echo (message sizes × connection counts up to 10,000),
 //! streaming over 1 and 16 connections, and the server's memory per idle connection. With
 //! `--files` (or `--files-only`), file I/O too: random 4 KiB reads from the page cache and
-//! 64 KiB writes with fsync, each runner a process pinned to the servers' core (`files`).
+//! 64 KiB writes with fsync, each runner a process pinned to the servers' core (`files`). With
+//! `--http` (or `--http-only`), HTTP/1.1 keep-alive GETs answered by hyper on corering (both
+//! backends) and on tokio, driven by a hand-written keep-alive load generator (`http`).
 //!
 //! Prints a progress line (stderr) and a table (stdout); writes JSON, CSV and an SVG chart under
-//! `target/corering-bench/`. `--help` lists the options. The runner starts each server by
-//! running itself with the hidden `--serve KIND --addr ADDR`, and each file runner with the
-//! hidden `--file-bench KIND CASE PATH WARMUP SECONDS`.
+//! `$CARGO_TARGET_DIR/corering-bench/` (default `target/corering-bench/`). `--help` lists the
+//! options. The runner starts each server by running itself with the hidden
+//! `--serve KIND --addr ADDR`, and each file runner with the hidden
+//! `--file-bench KIND CASE PATH WARMUP SECONDS`.
 #![warn(clippy::undocumented_unsafe_blocks)]
 mod cli;
 mod files;
+mod http;
 mod idle;
 mod load;
 mod plan;
@@ -213,6 +217,7 @@ fn run_one(launcher: &Launcher, cfg: &Config, server: &str, case: Case) -> RunRe
             load::request_response(&srv.data, conns, size, warmup, measure, mark)
         }
         Case::Stream { conns } => load::stream(&srv.data, conns, warmup, measure, mark),
+        Case::Http { conns } => http::load(&srv.data, conns, warmup, measure, mark),
         Case::Idle { conns } => return idle::run(srv, conns),
         Case::FileRandomRead | Case::FileWriteFsync => unreachable!("run by files::run_one"),
     };
@@ -224,7 +229,7 @@ fn run_one(launcher: &Launcher, cfg: &Config, server: &str, case: Case) -> RunRe
     };
     drop(srv);
     let secs = out.elapsed.as_secs_f64().max(1e-9);
-    let units = if matches!(case, Case::Rr { .. }) {
+    let units = if matches!(case, Case::Rr { .. } | Case::Http { .. }) {
         out.units as f64
     } else {
         out.units as f64 / (1024.0 * 1024.0)
@@ -353,6 +358,7 @@ fn check_fd_limit(cfg: &Config) -> io::Result<()> {
     let (count, what) = [
         (cfg.conns.iter().max(), "--conns"),
         (cfg.stream.iter().max(), "--stream-conns"),
+        (cfg.http.iter().max(), "--http-conns"),
         (Some(&cfg.idle), "--idle"),
     ]
     .into_iter()

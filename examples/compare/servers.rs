@@ -5,11 +5,14 @@
 //! echoes whatever each connection sends, with a BUF-byte buffer per connection and TCP_NODELAY
 //! on. The control port, where there is one, answers each read with one line:
 //! `STATS waits=.. io_syscalls=.. ops_submitted=.. ops_completed=.. cq_overflows=..`.
+mod go;
+
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::TcpStream as StdStream;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+pub use go::SOURCE as GO_SOURCE;
 
 /// Read buffer size of every server, per connection.
 pub const BUF: usize = 16 * 1024;
@@ -82,8 +85,13 @@ pub const KINDS: &[ServerKind] = &[
     },
 ];
 
+/// Every server the runner knows: the echo servers, then the http servers.
+pub fn all() -> impl Iterator<Item = &'static ServerKind> {
+    KINDS.iter().chain(crate::http::KINDS)
+}
+
 pub fn kind(name: &str) -> Option<&'static ServerKind> {
-    KINDS.iter().find(|k| k.name == name)
+    all().find(|k| k.name == name)
 }
 
 /// A server's counters at one moment (see the module docs for the wire format).
@@ -168,11 +176,11 @@ pub fn serve(kind: &str, addr: &str) -> io::Result<()> {
         "tokio" => tokio_server(addr),
         "monoio-uring" => monoio_uring_server(addr),
         "monoio-epoll" => monoio_epoll_server(addr),
-        other => Err(io::Error::other(format!("no server kind {other:?}"))),
+        other => crate::http::serve(other, addr),
     }
 }
 
-fn ready(data: impl std::fmt::Display, ctl: Option<std::net::SocketAddr>) {
+pub fn ready(data: impl std::fmt::Display, ctl: Option<std::net::SocketAddr>) {
     let ctl = ctl.map_or("-".to_string(), |a| a.to_string());
     let mut out = io::stdout().lock();
     let _ = writeln!(out, "READY data={data} ctl={ctl}");
@@ -203,49 +211,18 @@ fn corering_server(choice: corering::BackendChoice, addr: &str) -> io::Result<()
     let (count, size) = pool_config();
     let builder = corering::Builder::new().buffer_pool(count, size);
     let rt = match builder.backend(choice).build() {
-        Ok(rt) => Rc::new(rt),
+        Ok(rt) => rt,
         Err(e) if choice == corering::BackendChoice::Uring => {
             return skip(&format!("corering could not start on io_uring: {e}"));
         }
         Err(e) => return Err(e),
     };
-    let stats_rt = rt.clone();
     rt.block_on(async move {
         use corering::net::TcpListener;
         let listener = TcpListener::bind(addr)?;
         let ctl = TcpListener::bind("127.0.0.1:0")?;
         ready(listener.local_addr()?, Some(ctl.local_addr()?));
-        corering::spawn(async move {
-            loop {
-                let Ok((mut stream, _)) = ctl.accept().await else {
-                    return;
-                };
-                let rt = stats_rt.clone();
-                corering::spawn(async move {
-                    let mut buf = Vec::with_capacity(64);
-                    loop {
-                        let (res, b) = stream.read(buf).await;
-                        if !matches!(res, Ok(n) if n > 0) {
-                            return;
-                        }
-                        let s = rt.stats();
-                        let line = ServerStats {
-                            waits: s.driver.waits,
-                            io_syscalls: s.driver.io_syscalls,
-                            ops_submitted: s.driver.ops_submitted,
-                            ops_completed: s.driver.ops_completed,
-                            cq_overflows: s.driver.cq_overflows,
-                        }
-                        .line();
-                        if stream.write_all(line.into_bytes()).await.0.is_err() {
-                            return;
-                        }
-                        buf = b;
-                        buf.clear();
-                    }
-                });
-            }
-        });
+        spawn_control(ctl);
         loop {
             let (mut stream, _) = match listener.accept().await {
                 Ok(conn) => conn,
@@ -266,6 +243,41 @@ fn corering_server(choice: corering::BackendChoice, addr: &str) -> io::Result<()
             });
         }
     })
+}
+
+/// Serves a corering server's control port from a task on the current core: each read is
+/// answered with the line of that core's counters.
+pub fn spawn_control(ctl: corering::net::TcpListener) {
+    corering::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = ctl.accept().await else {
+                return;
+            };
+            corering::spawn(async move {
+                let mut buf = Vec::with_capacity(64);
+                loop {
+                    let (res, b) = stream.read(buf).await;
+                    if !matches!(res, Ok(n) if n > 0) {
+                        return;
+                    }
+                    let s = corering::stats();
+                    let line = ServerStats {
+                        waits: s.driver.waits,
+                        io_syscalls: s.driver.io_syscalls,
+                        ops_submitted: s.driver.ops_submitted,
+                        ops_completed: s.driver.ops_completed,
+                        cq_overflows: s.driver.cq_overflows,
+                    }
+                    .line();
+                    if stream.write_all(line.into_bytes()).await.0.is_err() {
+                        return;
+                    }
+                    buf = b;
+                    buf.clear();
+                }
+            });
+        }
+    });
 }
 
 // ---- tokio -------------------------------------------------------------------------------
@@ -391,53 +403,3 @@ pub fn control_thread(
 pub fn announce(data: std::net::SocketAddr, ctl: std::net::SocketAddr) {
     ready(data, Some(ctl));
 }
-
-// ---- Go ----------------------------------------------------------------------------------
-
-/// The Go server: a goroutine per connection, the netpoller underneath (run with GOMAXPROCS=1).
-pub const GO_SOURCE: &str = r#"// Built and run by corering's examples/compare (the "go" row).
-package main
-
-import (
-	"flag"
-	"fmt"
-	"net"
-	"os"
-)
-
-func main() {
-	addr := flag.String("addr", "127.0.0.1:0", "listen address")
-	bufSize := flag.Int("buf", 16384, "read buffer per connection")
-	flag.Parse()
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	fmt.Printf("READY data=%s ctl=-\n", ln.Addr())
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			continue
-		}
-		go echo(c.(*net.TCPConn), *bufSize)
-	}
-}
-
-func echo(c *net.TCPConn, bufSize int) {
-	defer c.Close()
-	c.SetNoDelay(true)
-	buf := make([]byte, bufSize)
-	for {
-		n, err := c.Read(buf)
-		if n > 0 {
-			if _, werr := c.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-"#;

@@ -14,6 +14,8 @@ pub enum Case {
     FileRandomRead,
     /// Sequential 64 KiB writes to a fresh file, an fsync after every 1 MiB.
     FileWriteFsync,
+    /// HTTP/1.1 keep-alive GETs over `conns` connections, answered by hyper (`crate::http`).
+    Http { conns: usize },
 }
 
 /// Streaming: bytes per write.
@@ -37,6 +39,7 @@ impl Case {
             Case::Idle { conns } => format!("idle x{conns}"),
             Case::FileRandomRead => "file random read".into(),
             Case::FileWriteFsync => "file write+fsync".into(),
+            Case::Http { conns } => format!("http c={conns}"),
         }
     }
 
@@ -68,7 +71,18 @@ impl Case {
                 size_label(WRITE_CHUNK),
                 (WRITE_CHUNK as u64 * SYNC_EVERY) >> 20
             ),
+            Case::Http { conns } => format!(
+                "http: HTTP/1.1 keep-alive GET, {conns} connection{}, a {} body from hyper \
+                 (per request)",
+                plural(*conns),
+                size_label(crate::http::BODY.len())
+            ),
         }
+    }
+
+    /// Whether it is an http case (run against the http servers only).
+    pub fn is_http(&self) -> bool {
+        matches!(self, Case::Http { .. })
     }
 
     /// Whether it is one of the file cases (run by `files`, not against a server).
@@ -78,7 +92,7 @@ impl Case {
 
     pub(super) fn unit(&self) -> &'static str {
         match self {
-            Case::Rr { .. } => "request",
+            Case::Rr { .. } | Case::Http { .. } => "request",
             Case::Stream { .. } => "MiB",
             Case::Idle { .. } => "idle connection",
             Case::FileRandomRead => "read",
@@ -87,7 +101,7 @@ impl Case {
     }
 
     /// The kind, connection count and message size, as the files name them (for the file
-    /// cases: the operations in flight and the bytes of each).
+    /// cases: the operations in flight and the bytes of each; for http: the body's bytes).
     pub(super) fn parts(&self) -> (&'static str, usize, usize) {
         match *self {
             Case::Rr { conns, size } => ("rr", conns, size),
@@ -95,6 +109,7 @@ impl Case {
             Case::Idle { conns } => ("idle", conns, IDLE_ECHO),
             Case::FileRandomRead => ("file_random_read", IN_FLIGHT, READ_SIZE),
             Case::FileWriteFsync => ("file_write_fsync", 1, WRITE_CHUNK),
+            Case::Http { conns } => ("http", conns, crate::http::BODY.len()),
         }
     }
 }

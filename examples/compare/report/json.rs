@@ -176,6 +176,7 @@ fn config(cfg: &Config) -> Value {
         "quick": cfg.quick,
         "server_buffer": servers::BUF,
         "files": cfg.files,
+        "http_conns": cfg.http,
         "file_dir": cfg.file_dir.display().to_string(),
         "file_fs": cfg
             .files
@@ -206,6 +207,10 @@ pub fn document(cfg: &Config, s: &Summary, cells: &[Cell], info: &RunInfo) -> St
                                  window, all threads), p50/p99 per read, threads = the peak \
                                  thread count of the runner process; vs_corering_epoll and \
                                  vs_tokio = medians of the per-round ratios",
+            "http": "rate = requests/s (HTTP/1.1 keep-alive GETs, one in flight per \
+                     connection, conns connections, a size-byte body), cpu_us and syscalls \
+                     per request, p50/p99 per request; vs_tokio = ÷ hyper-tokio, the median \
+                     of the per-round ratios",
             "file_write_fsync": "rate = writes/s of size bytes, fsync every 16 writes; \
                                  mib_s, cpu_us per write (fsyncs included), p50/p99 per \
                                  write, fsync_rate and fsync_p50_us/fsync_p99_us per fsync",

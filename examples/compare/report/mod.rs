@@ -4,6 +4,7 @@
 mod case;
 mod csv;
 mod file_table;
+mod http_table;
 mod json;
 mod svg;
 mod table;
@@ -214,7 +215,8 @@ pub struct Row {
     pub rounds_ok: usize,
     pub errors: u64,
     pub first_error: Option<String>,
-    /// This server ÷ its floor and ÷ tokio: (rate ratio, CPU ratio).
+    /// This server ÷ its floor and ÷ tokio (in the http cases ÷ hyper-tokio): (rate ratio,
+    /// CPU ratio).
     pub vs_floor: Option<(f64, f64)>,
     pub vs_tokio: Option<(f64, f64)>,
     /// Idle connections: memory per connection ÷ the floor's and ÷ tokio's.
@@ -331,7 +333,10 @@ fn ratios(cells: &[Cell], row: &mut Row) {
     let (server, case) = (row.server, row.case);
     let floor = servers::kind(server).and_then(|k| k.floor);
     let tokio = (server != "tokio").then_some("tokio");
-    if case.is_file() {
+    if case.is_http() {
+        let base = (server != crate::http::BASE).then_some(crate::http::BASE);
+        row.vs_tokio = base.and_then(|b| paired(cells, server, b, case));
+    } else if case.is_file() {
         let epoll = (server != "corering-epoll").then_some("corering-epoll");
         row.vs_epoll = epoll.and_then(|b| paired(cells, server, b, case));
         row.vs_tokio = tokio.and_then(|b| paired(cells, server, b, case));

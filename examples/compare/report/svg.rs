@@ -119,7 +119,7 @@ impl Panel {
 
 /// The whole file.
 pub fn chart(cfg: &Config, s: &Summary) -> String {
-    let legend_h = 22.0 * cfg.servers.len().div_ceil(4) as f64 + 10.0;
+    let legend_h = 22.0 * charted(cfg, s).count().div_ceil(4) as f64 + 10.0;
     let width = PW * cfg.sizes.len() as f64;
     let height = PH * METRICS.len() as f64 + legend_h + 30.0;
     let mut o = String::new();
@@ -259,10 +259,19 @@ fn series(o: &mut String, sv: &str, pts: &[(f64, f64)]) {
     }
 }
 
+/// The servers with a row in the request/response cases (the http servers have none).
+fn charted<'a>(cfg: &'a Config, s: &'a Summary) -> impl Iterator<Item = &'a &'static str> {
+    cfg.servers.iter().filter(|sv| {
+        s.rows
+            .iter()
+            .any(|r| r.server == **sv && matches!(r.case, Case::Rr { .. }))
+    })
+}
+
 /// A key per server, four to a line, below the panels.
 fn legend(o: &mut String, cfg: &Config, s: &Summary) {
     let ly = 30.0 + PH * METRICS.len() as f64 + 10.0;
-    for (i, sv) in cfg.servers.iter().enumerate() {
+    for (i, sv) in charted(cfg, s).enumerate() {
         let x = 20.0 + 200.0 * (i % 4) as f64;
         let y = ly + 22.0 * (i / 4) as f64;
         let skipped = s

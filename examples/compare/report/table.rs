@@ -1,7 +1,7 @@
 //! The table on stdout, and the final check of the run.
 use std::io::{self, Write};
 
-use super::{file_table, Case, Med, Row, RunInfo, Summary};
+use super::{file_table, http_table, Case, Med, Row, RunInfo, Summary};
 use crate::Config;
 
 pub(super) fn rate_fmt(case: Case, x: f64) -> String {
@@ -80,9 +80,11 @@ pub fn print_table(
     }
     legend(out, s)?;
     file_table::legend(out, s)?;
+    http_table::legend(out, s)?;
     writeln!(out)?;
     overhead(out, s)?;
-    file_table::targets(out, s)
+    file_table::targets(out, s)?;
+    http_table::targets(out, s)
 }
 
 /// Where and how the figures were taken.
@@ -114,6 +116,9 @@ fn section(out: &mut impl Write, s: &Summary, case: Case) -> io::Result<()> {
     if case.is_file() {
         return file_table::section(out, s, case);
     }
+    if case.is_http() {
+        return http_table::section(out, s, case);
+    }
     writeln!(out)?;
     writeln!(out, "== {}", case.title())?;
     writeln!(out, "{}", heads(case))?;
@@ -138,7 +143,7 @@ fn section(out: &mut impl Write, s: &Summary, case: Case) -> io::Result<()> {
 
 fn heads(case: Case) -> String {
     let rate_h = match case {
-        Case::Rr { .. } => "req/s",
+        Case::Rr { .. } | Case::Http { .. } => "req/s",
         Case::FileRandomRead | Case::FileWriteFsync => "ops/s",
         Case::Stream { .. } => "MiB/s",
         Case::Idle { .. } => {
@@ -231,7 +236,7 @@ const IDLE_LEGEND: &str = "bytes/conn: growth of the server's resident memory (R
      of bytes/conn.";
 
 fn legend(out: &mut impl Write, s: &Summary) -> io::Result<()> {
-    if s.cases.iter().all(Case::is_file) {
+    if s.cases.iter().all(|c| c.is_file() || c.is_http()) {
         return Ok(());
     }
     writeln!(out)?;
