@@ -9,7 +9,8 @@ use super::read::ReadSide;
 use super::write::WriteSide;
 use super::CompatStream;
 
-/// The size of each of [`Compat`]'s buffers unless [`Compat::with_capacity`] says otherwise.
+/// The size of each of [`Compat`]'s write buffers unless [`Compat::with_capacity`] says
+/// otherwise.
 pub const DEFAULT_CAPACITY: usize = 16 * 1024;
 
 /// A corering stream as a [`tokio::io::AsyncRead`] + [`tokio::io::AsyncBufRead`] +
@@ -27,14 +28,18 @@ pub const DEFAULT_CAPACITY: usize = 16 * 1024;
 /// # Ok::<(), std::io::Error>(()) }).unwrap();
 /// ```
 ///
-/// **Where it copies** (once each way): corering reads into the adapter's own read buffer
-/// (the kernel writes there, or the readiness backend's `recv` does), and `poll_read` copies
-/// from it into the caller's buffer; bytes that do not fit stay for the next `poll_read`.
+/// **Where it copies** (once each way): reads are the stream's pooled reads
+/// ([`recv_pooled`](crate::net::TcpStream::recv_pooled): the kernel, or the readiness
+/// backend's `recv`, writes into a buffer of the core's pool, which is lent only when bytes
+/// arrive, so an idle connection holds no read buffer; on io_uring 6.0+ one multishot receive
+/// stays armed), and `poll_read` copies from that buffer into the caller's; bytes that do not
+/// fit stay for the next `poll_read`, and the pool buffer goes back once they are taken.
 /// `poll_write` (and `poll_write_vectored`, which gathers all its slices) copies the
 /// caller's bytes into a staging buffer and starts a corering `write_all` of it; the kernel
 /// reads from that buffer. While a write is in flight, further `poll_write`s fill the next
 /// staging buffer and answer `Pending` once it is full, so at most two write buffers exist.
-/// Each buffer holds [`DEFAULT_CAPACITY`] bytes (or [`with_capacity`](Compat::with_capacity)'s).
+/// Each write buffer holds [`DEFAULT_CAPACITY`] bytes (or
+/// [`with_capacity`](Compat::with_capacity)'s); it is allocated on the first write.
 ///
 /// **Flushing**: `poll_write` may answer `Ok(n)` before the bytes reach the kernel;
 /// `poll_flush` drives every staged byte out, and `poll_shutdown` flushes, then shuts the
@@ -54,17 +59,17 @@ pub struct Compat<S: CompatStream> {
 }
 
 impl<S: CompatStream> Compat<S> {
-    /// Wraps `stream`, with buffers of [`DEFAULT_CAPACITY`] bytes.
+    /// Wraps `stream`, with write buffers of [`DEFAULT_CAPACITY`] bytes.
     pub fn new(stream: S) -> Compat<S> {
         Compat::with_capacity(stream, DEFAULT_CAPACITY)
     }
 
-    /// Wraps `stream`, with a read buffer and write buffers of `capacity` bytes each (at
-    /// least 1).
+    /// Wraps `stream`, with write buffers of `capacity` bytes each (at least 1). Reads use
+    /// the core's buffer pool ([`Builder::buffer_pool`](crate::Builder::buffer_pool) sizes it).
     pub fn with_capacity(stream: S, capacity: usize) -> Compat<S> {
         Compat {
             stream: Rc::new(stream),
-            read: ReadSide::new(capacity),
+            read: ReadSide::new(),
             write: WriteSide::new(capacity),
         }
     }

@@ -51,13 +51,13 @@ pub(crate) mod sealed {
     use std::future::Future;
     use std::io;
 
-    use crate::BufResult;
+    use crate::{BufResult, PooledBuf};
 
     /// What [`Compat`](super::Compat) needs of a stream. [`Compat`](super::Compat) keeps at
-    /// most one `read` and one `write_all` or `shutdown_write` in flight at a time.
+    /// most one `recv_pooled` and one `write_all` or `shutdown_write` in flight at a time.
     pub trait Sealed: 'static {
-        /// Reads into `buf` (from its start, up to its capacity); `Ok(0)` is end of stream.
-        fn read(&self, buf: Vec<u8>) -> impl Future<Output = BufResult<usize, Vec<u8>>> + '_;
+        /// The next bytes, in a buffer of the core's pool; `Ok(None)` at end of stream.
+        fn recv_pooled(&self) -> impl Future<Output = io::Result<Option<PooledBuf>>> + '_;
 
         /// Writes every byte of `buf`.
         fn write_all(&self, buf: Vec<u8>) -> impl Future<Output = BufResult<(), Vec<u8>>> + '_;

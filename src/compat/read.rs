@@ -1,5 +1,6 @@
-//! The read side of [`Compat`](super::Compat): one owned read buffer, filled by one corering
-//! read at a time; the caller's buffer takes bytes from it.
+//! The read side of [`Compat`](super::Compat): a pooled read at a time (the core's buffer
+//! pool lends the buffer when bytes arrive; on io_uring 6.0+ one multishot receive stays armed),
+//! and the caller's buffer takes bytes from it.
 use std::fmt;
 use std::future::Future;
 use std::io;
@@ -8,26 +9,24 @@ use std::rc::Rc;
 use std::task::{ready, Context, Poll};
 
 use super::CompatStream;
-use crate::BufResult;
+use crate::PooledBuf;
 
-type ReadOp = Pin<Box<dyn Future<Output = BufResult<usize, Vec<u8>>>>>;
+type ReadOp = Pin<Box<dyn Future<Output = io::Result<Option<PooledBuf>>>>>;
 
-/// The read buffer (`buf[pos..]` is read ahead, not yet taken) and the read in flight, which
-/// owns the buffer while the kernel may write into it.
+/// The bytes read ahead (`buf[pos..]`, not yet taken; the buffer goes back to the pool once
+/// they are) and the read in flight, which holds no buffer while it waits.
 pub(super) struct ReadSide {
-    buf: Vec<u8>,
+    buf: Option<PooledBuf>,
     pos: usize,
     op: Option<ReadOp>,
-    capacity: usize,
 }
 
 impl ReadSide {
-    pub fn new(capacity: usize) -> ReadSide {
+    pub fn new() -> ReadSide {
         ReadSide {
-            buf: Vec::new(),
+            buf: None,
             pos: 0,
             op: None,
-            capacity: capacity.max(1),
         }
     }
 
@@ -37,34 +36,24 @@ impl ReadSide {
         cx: &mut Context<'_>,
         stream: &Rc<S>,
     ) -> Poll<io::Result<&[u8]>> {
-        if self.pos < self.buf.len() {
-            return Poll::Ready(Ok(&self.buf[self.pos..]));
-        }
-        let op = match &mut self.op {
-            Some(op) => op,
-            None => {
-                let mut buf = std::mem::take(&mut self.buf);
-                buf.clear();
-                buf.reserve_exact(self.capacity);
+        if self.buffered().is_empty() {
+            self.buf = None; // back to the pool before the next read takes one
+            let op = self.op.get_or_insert_with(|| {
                 let stream = stream.clone();
-                self.op
-                    .insert(Box::pin(async move { stream.read(buf).await }))
-            }
-        };
-        let (res, buf) = ready!(op.as_mut().poll(cx));
-        self.op = None;
-        self.buf = buf;
-        self.pos = 0;
-        match res {
-            // The read sets the length to the count; `Ok(0)` leaves it empty (end of stream).
-            Ok(_) => Poll::Ready(Ok(&self.buf[..])),
-            Err(e) => Poll::Ready(Err(e)),
+                Box::pin(async move { stream.recv_pooled().await })
+            });
+            let res = ready!(op.as_mut().poll(cx));
+            self.op = None;
+            self.pos = 0;
+            // `Ok(None)` leaves nothing buffered: end of stream.
+            self.buf = res?;
         }
+        Poll::Ready(Ok(self.buffered()))
     }
 
     /// Marks `n` bytes of [`poll_fill`](Self::poll_fill)'s answer as taken.
     pub fn consume(&mut self, n: usize) {
-        self.pos = (self.pos + n).min(self.buf.len());
+        self.pos = (self.pos + n).min(self.buf.as_ref().map_or(0, |b| b.len()));
     }
 
     /// Copies what fits of the bytes read ahead into `put` (which gets a slice no longer than
@@ -86,16 +75,18 @@ impl ReadSide {
         Poll::Ready(Ok(()))
     }
 
-    /// Drops the read in flight (corering keeps its buffer until the kernel is done) and
-    /// returns the bytes read ahead.
+    /// Drops the read in flight (what the kernel still receives for it goes to the stream's
+    /// next read) and returns the bytes read ahead.
     pub fn into_unread(mut self) -> Vec<u8> {
         self.op = None;
-        self.buf.drain(..self.pos);
-        self.buf
+        self.buffered().to_vec()
     }
 
     pub fn buffered(&self) -> &[u8] {
-        &self.buf[self.pos.min(self.buf.len())..]
+        match &self.buf {
+            Some(buf) => &buf[self.pos.min(buf.len())..],
+            None => &[],
+        }
     }
 }
 
@@ -104,7 +95,6 @@ impl fmt::Debug for ReadSide {
         f.debug_struct("ReadSide")
             .field("buffered", &self.buffered().len())
             .field("in_flight", &self.op.is_some())
-            .field("capacity", &self.capacity)
             .finish()
     }
 }

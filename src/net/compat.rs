@@ -6,14 +6,14 @@ use std::net::Shutdown;
 
 use super::{TcpStream, UnixStream};
 use crate::compat::{sealed::Sealed, CompatStream};
-use crate::BufResult;
+use crate::{BufResult, PooledBuf};
 
 /// The sealed ops of a stream with a `reader` and a `writer` (`net::half`).
 macro_rules! compat_stream {
     ($stream:ty) => {
         impl Sealed for $stream {
-            fn read(&self, buf: Vec<u8>) -> impl Future<Output = BufResult<usize, Vec<u8>>> + '_ {
-                self.reader.read(buf)
+            fn recv_pooled(&self) -> impl Future<Output = io::Result<Option<PooledBuf>>> + '_ {
+                self.reader.recv_pooled()
             }
 
             fn write_all(&self, buf: Vec<u8>) -> impl Future<Output = BufResult<(), Vec<u8>>> + '_ {
