@@ -264,6 +264,21 @@ fn hyper_header_timeout_fires(v: Variant) {
     }));
 }
 
+/// A `HyperTimer` sleep polled under one runtime and awaited under a later one on the same
+/// thread (a hyper connection future carried from one `block_on` to the next) fires there.
+fn hyper_sleep_moves_to_the_runtime_that_polls_it(v: Variant) {
+    let mut sleep = v.block_on(async {
+        let mut sleep = HyperTimer.sleep(Duration::from_millis(50));
+        let polled = std::future::poll_fn(|cx| Poll::Ready(sleep.as_mut().poll(cx))).await;
+        assert!(polled.is_pending(), "a 50 ms sleep was ready at once");
+        sleep
+    });
+    v.block_on(async move {
+        let task = spawn(async move { sleep.as_mut().await });
+        within("the carried sleep", task).await.expect("task");
+    });
+}
+
 fn hyper_executor_runs_a_spawned_future(v: Variant) {
     v.block_on(within("executor", async {
         let ran = Rc::new(Cell::new(false));
@@ -283,4 +298,5 @@ each_variant!(
     hyper_timer_sleeps_and_resets,
     hyper_header_timeout_fires,
     hyper_executor_runs_a_spawned_future,
+    hyper_sleep_moves_to_the_runtime_that_polls_it,
 );

@@ -236,6 +236,33 @@ fn dropped_recvs_lose_no_datagram(v: Variant) {
     });
 }
 
+/// A datagram a dropped receive got (io_uring lost the cancel race) and no receive took is
+/// handed over by `into_std`, not dropped with the socket's rescue.
+fn into_std_hands_over_what_dropped_receives_got(v: Variant) {
+    v.block_on(async {
+        let ((a, a_addr), (b, b_addr)) = (bind(), bind());
+        let mut fut = Box::pin(b.recv_from(Vec::with_capacity(64)));
+        let polled = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+        assert!(polled.is_pending(), "recv_from with nothing sent was ready");
+        let (res, _) = a.send_to(b"precious".to_vec(), b_addr).await;
+        res.expect("send_to");
+        for _ in 0..8 {
+            corering::yield_now().await;
+        }
+        drop(fut);
+        let (std, unread) = within("into_std", b.into_std()).await.expect("into_std");
+        std.set_nonblocking(true).expect("nonblocking");
+        let mut got = vec![0u8; 64];
+        let from_socket = std
+            .recv_from(&mut got)
+            .ok()
+            .map(|(n, from)| (got[..n].to_vec(), from));
+        let all: Vec<_> = unread.datagrams.into_iter().chain(from_socket).collect();
+        assert_eq!(all, vec![(b"precious".to_vec(), a_addr)], "lost or doubled");
+        assert!(unread.errors.is_empty());
+    });
+}
+
 fn options_round_trip(v: Variant) {
     v.block_on(async {
         let (a, _) = bind();
@@ -285,7 +312,8 @@ fn std_round_trip(v: Variant) {
         let (res, buf) = within("recv_from", socket.recv_from(Vec::with_capacity(32))).await;
         assert_eq!(res.expect("recv_from"), (11, peer_addr));
         assert_eq!(&buf[..], b"to corering");
-        let back = socket.into_std().await.expect("into_std");
+        let (back, unread) = socket.into_std().await.expect("into_std");
+        assert!(unread.datagrams.is_empty() && unread.errors.is_empty());
         back.set_read_timeout(Some(std::time::Duration::from_secs(60)))
             .expect("set_read_timeout");
         back.send_to(b"from std", peer_addr).expect("std send_to");
@@ -304,6 +332,7 @@ each_variant!(
     icmp_port_unreachable_is_connection_refused,
     dropped_recv_keeps_buffer_until_answered,
     dropped_recvs_lose_no_datagram,
+    into_std_hands_over_what_dropped_receives_got,
     options_round_trip,
     zero_length_datagram,
     std_round_trip,

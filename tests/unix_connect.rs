@@ -1,4 +1,4 @@
-//! Unix stream sockets on every backend: connecting to a full backlog, a dropped `accept`
+//! Unix stream sockets on every backend: connecting to a full backlog (refused at once), a dropped `accept`
 //! that loses nothing, std conversions, and refused addresses.
 mod support;
 
@@ -19,45 +19,23 @@ fn tiny_backlog_listener(what: &str) -> (UnixListener, String) {
     (listener, name)
 }
 
+/// A connect to a full backlog is refused at once with `WouldBlock` on every backend (never a
+/// wait without end, never a fake success on an unconnected socket); once the listener has
+/// accepted, there is room again; the first connection works.
 fn connect_to_a_full_backlog(v: Variant) {
     v.block_on(async {
         let (listener, name) = tiny_backlog_listener("backlog");
         let mut first = UnixStream::connect_abstract(&name).await.expect("first");
-        let second = spawn({
-            let name = name.clone();
-            async move { UnixStream::connect_abstract(&name).await }
-        });
-        // Let the second connect reach the full backlog before anything is accepted.
-        for _ in 0..20 {
-            corering::yield_now().await;
-        }
-        let (refused, waiting) = if v.is_uring() {
-            (None, Some(second))
-        } else {
-            (
-                Some(within("second connect", second).await.expect("task")),
-                None,
-            )
-        };
+        let second = within("second connect", UnixStream::connect_abstract(&name)).await;
+        let err = second.expect_err("a connect to a full backlog succeeded");
+        assert_eq!(err.kind(), ErrorKind::WouldBlock, "{err}");
         let (mut accepted, _) = within("accept", listener.accept()).await.expect("accept");
-        match refused {
-            // A non-blocking connect to a full backlog is refused at once, never a fake
-            // success on an unconnected socket.
-            Some(res) => {
-                let err = res.expect_err("full backlog");
-                assert_eq!(err.kind(), ErrorKind::WouldBlock, "{err}");
-            }
-            // On io_uring the connect waits for room, which the accept made.
-            None => {
-                let second = waiting.expect("the waiting connect");
-                let second = within("second connect", second).await.expect("task");
-                let second = second.expect("second connect once there is room");
-                let (conn, _) = within("accept 2", listener.accept())
-                    .await
-                    .expect("accept 2");
-                drop((second, conn));
-            }
-        }
+        let third = within("third connect", UnixStream::connect_abstract(&name)).await;
+        let third = third.expect("connect once there is room");
+        let (conn, _) = within("accept 2", listener.accept())
+            .await
+            .expect("accept 2");
+        drop((third, conn));
         let (res, _) = first.write_all(b"ok".to_vec()).await;
         res.expect("write");
         let (res, buf) = within("read", accepted.read_exact(vec![0u8; 2])).await;

@@ -19,7 +19,7 @@ pub use listener::{Incoming, ListenOptions, TcpListener, ACCEPT_QUEUE_MAX};
 pub use pooled::{PooledStream, RecvPooled};
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
 pub use stream::{TcpStream, Unread};
-pub use udp::{RecvMeta, UdpSocket};
+pub use udp::{RecvMeta, UdpSocket, UnreadDatagrams};
 pub use unix::{UnixDatagram, UnixListener, UnixStream};
 
 use std::io;

@@ -38,7 +38,7 @@ use crate::sys::{self, syscall, RawAddr};
 /// io_uring the kernel may have taken a datagram (or the socket's error) for it before the
 /// cancel, and the socket's next receive returns that first; on epoll nothing was taken.
 /// Either way the buffer and address stay owned by the runtime until the kernel is done
-/// with them. (What dropped receives kept and no receive took is gone with `into_std`.)
+/// with them. (What dropped receives kept and no receive took, `into_std` hands over.)
 #[derive(Debug)]
 pub struct UdpSocket {
     fd: SharedFd,
@@ -58,6 +58,17 @@ pub struct RecvMeta<A = SocketAddr> {
     pub addr: A,
     /// The datagram was larger than the buffer: its tail was discarded.
     pub truncated: bool,
+}
+
+/// What [`UdpSocket::into_std`] hands over besides the socket: the datagrams (with their
+/// senders) and errors that dropped receives had got and no receive took, oldest first.
+/// Empty unless a receive was dropped on io_uring after the kernel had answered it.
+#[derive(Debug, Default)]
+pub struct UnreadDatagrams {
+    /// Datagrams and their senders.
+    pub datagrams: Vec<(Vec<u8>, SocketAddr)>,
+    /// Errors, e.g. a `ConnectionRefused` from an ICMP port unreachable.
+    pub errors: Vec<io::Error>,
 }
 
 impl UdpSocket {
@@ -97,10 +108,19 @@ impl UdpSocket {
     }
 
     /// Turns the socket back into a std socket (in blocking mode), once every op of it still
-    /// in the kernel (a dropped one) has been answered. If an op whose future was
-    /// `mem::forget`-ten still holds the fd, the std socket gets a duplicate.
-    pub async fn into_std(self) -> io::Result<std::net::UdpSocket> {
+    /// in the kernel (a dropped one) has been answered, with the datagrams and errors dropped
+    /// receives had got that no receive took ([`UnreadDatagrams`]: to be handled before
+    /// anything the std socket receives). If an op whose future was `mem::forget`-ten still
+    /// holds the fd, the std socket gets a duplicate.
+    pub async fn into_std(self) -> io::Result<(std::net::UdpSocket, UnreadDatagrams)> {
         self.fd.settled().await;
+        let mut unread = UnreadDatagrams::default();
+        for kept in self.rescue.drain() {
+            match kept {
+                Ok((bytes, addr)) => unread.datagrams.push((bytes, addr.to_std()?)),
+                Err(e) => unread.errors.push(e),
+            }
+        }
         let fd = match self.fd.try_into_owned() {
             Ok(fd) => fd,
             Err(held) => {
@@ -111,7 +131,7 @@ impl UdpSocket {
         };
         let socket = std::net::UdpSocket::from(fd);
         socket.set_nonblocking(false)?;
-        Ok(socket)
+        Ok((socket, unread))
     }
 
     /// Closes the socket through the backend and reports any error, once every op of it still

@@ -24,15 +24,6 @@ impl Connect {
             in_progress: false,
         }
     }
-
-    /// Connects to an address already in the kernel's layout (any family, e.g. `AF_UNIX`).
-    pub fn with_raw(fd: SharedFd, addr: Box<RawAddr>) -> Connect {
-        Connect {
-            fd,
-            addr,
-            in_progress: false,
-        }
-    }
 }
 
 impl UringOp for Connect {

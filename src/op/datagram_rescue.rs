@@ -74,6 +74,19 @@ impl DatagramRescue {
     }
 }
 
+impl DatagramRescue {
+    /// Everything kept, oldest first: each datagram's bytes and source, or an error.
+    pub fn drain(&self) -> Vec<io::Result<(Vec<u8>, Box<RawAddr>)>> {
+        let kept = std::mem::take(&mut *self.kept.borrow_mut());
+        kept.into_iter()
+            .map(|k| match k {
+                Kept::Datagram { bytes, addr, .. } => Ok((bytes, addr)),
+                Kept::Error(e) => Err(e),
+            })
+            .collect()
+    }
+}
+
 impl std::fmt::Debug for DatagramRescue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DatagramRescue")

@@ -89,14 +89,19 @@ impl Future for Sleep {
             this.cancel();
             return Poll::Ready(());
         }
+        let current = crate::context::current_timers();
         match &this.entry {
-            Some((timers, key)) => timers.borrow_mut().set_waker(*key, cx.waker()),
-            None => {
-                let timers = crate::context::current_timers();
-                let key = timers
+            Some((timers, key)) if Rc::ptr_eq(timers, &current) => {
+                timers.borrow_mut().set_waker(*key, cx.waker());
+            }
+            _ => {
+                // First poll, or polled under another runtime than the last time (the old
+                // one's timers never fire again): register with this core's timers.
+                this.cancel();
+                let key = current
                     .borrow_mut()
                     .insert(this.deadline, cx.waker().clone());
-                this.entry = Some((timers, key));
+                this.entry = Some((current, key));
             }
         }
         Poll::Pending

@@ -10,7 +10,6 @@ use super::{PeerCred, SocketAddr};
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::net::half::{self, read_methods, write_methods, Reader, Writer};
 use crate::net::{ReadHalf, Unread, WriteHalf};
-use crate::op::{self, Op};
 use crate::sys;
 
 /// A connected Unix stream socket (`AF_UNIX`, `SOCK_STREAM`). Its I/O is that of
@@ -66,8 +65,10 @@ impl UnixStream {
 
     /// Connects to `addr` (a pathname or an abstract name).
     ///
-    /// On epoll a listener whose backlog is full refuses at once with `WouldBlock` (the
-    /// kernel does not queue the connect); on io_uring the connect waits for room.
+    /// An `AF_UNIX` connect never waits on the network: it is one non-blocking `connect(2)`
+    /// on both backends, which succeeds at once or fails. A listener whose backlog is full
+    /// refuses with `WouldBlock` at once (as tokio does; a blocking std connect would wait
+    /// for room): retry later, or accept faster.
     pub async fn connect_addr(addr: &SocketAddr) -> io::Result<UnixStream> {
         if addr.is_unnamed() {
             return Err(io::Error::new(
@@ -75,21 +76,24 @@ impl UnixStream {
                 "cannot connect to an unnamed address",
             ));
         }
-        let nonblocking = crate::context::current_wants_nonblocking();
-        let fd = sys::socket(libc::AF_UNIX, libc::SOCK_STREAM, nonblocking)?;
-        let stream = UnixStream::from_fd(fd);
-        let fd = &stream.reader.fd;
-        Op::on(fd, op::Connect::with_raw(fd.clone(), addr.to_raw())).await?;
-        // A non-blocking connect to a full backlog fails with EAGAIN, which the connect op
-        // waits out as if in progress: a socket without a peer then was never connected.
-        match sys::raw_sockname(fd.raw(), true) {
-            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "the listener's backlog is full",
-            )),
-            Err(e) => Err(e),
-            Ok(_) => Ok(stream),
+        let fd = sys::socket(libc::AF_UNIX, libc::SOCK_STREAM, true)?;
+        let raw = addr.to_raw();
+        match sys::syscall!(connect(fd.as_raw_fd(), raw.as_ptr(), raw.len)) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WouldBlock,
+                    "the listener's backlog is full",
+                ))
+            }
+            Err(e) => return Err(e),
         }
+        let nonblocking = crate::context::current_wants_nonblocking();
+        if !nonblocking {
+            use nix::fcntl::{fcntl, FcntlArg, OFlag};
+            fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(OFlag::empty()))?;
+        }
+        Ok(UnixStream::from_fd(fd))
     }
 
     /// A connected pair of unnamed sockets (`socketpair`).
