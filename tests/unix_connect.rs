@@ -6,7 +6,6 @@ use std::io::ErrorKind;
 use std::os::fd::AsRawFd;
 
 use corering::net::unix::{UnixListener, UnixStream};
-use corering::spawn;
 use support::*;
 
 /// A listener on a fresh abstract name with a backlog of 0: one connection fits.
