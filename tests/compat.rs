@@ -267,12 +267,14 @@ fn hyper_header_timeout_fires(v: Variant) {
 /// A `HyperTimer` sleep polled under one runtime and awaited under a later one on the same
 /// thread (a hyper connection future carried from one `block_on` to the next) fires there.
 fn hyper_sleep_moves_to_the_runtime_that_polls_it(v: Variant) {
-    let mut sleep = v.block_on(async {
+    let mut carried = None;
+    v.block_on(async {
         let mut sleep = HyperTimer.sleep(Duration::from_millis(50));
         let polled = std::future::poll_fn(|cx| Poll::Ready(sleep.as_mut().poll(cx))).await;
         assert!(polled.is_pending(), "a 50 ms sleep was ready at once");
-        sleep
+        carried = Some(sleep);
     });
+    let mut sleep = carried.expect("the sleep");
     v.block_on(async move {
         let task = spawn(async move { sleep.as_mut().await });
         within("the carried sleep", task).await.expect("task");

@@ -241,12 +241,14 @@ each_variant!(kernel_timeout_of_duration_max_is_cancelled_cleanly);
 fn a_sleep_moves_to_the_runtime_that_polls_it(v: Variant) {
     use std::future::Future;
     use std::task::Poll;
-    let mut pending = Box::pin(v.block_on(async {
+    let mut carried = None;
+    v.block_on(async {
         let mut s = Box::pin(sleep(Duration::from_millis(50)));
         let polled = std::future::poll_fn(|cx| Poll::Ready(s.as_mut().poll(cx))).await;
         assert!(polled.is_pending(), "a 50 ms sleep was ready at once");
-        s
-    }));
+        carried = Some(s);
+    });
+    let mut pending = carried.expect("the sleep");
     v.block_on(async move {
         // In a spawned task: only the timer can wake it (the root future is polled anyway).
         let task = spawn(async move { pending.as_mut().await });
