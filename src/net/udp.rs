@@ -200,13 +200,10 @@ impl UdpSocket {
         (res.map(|got| got.len), buf)
     }
 
-    /// A datagram (or error) a dropped receive got, else one from the kernel.
-    async fn recv_msg<B: IoBufMut>(&self, mut buf: B) -> BufResult<op::Received, B> {
-        if let Some(res) = self.rescue.take_into(&mut buf) {
-            return (res, buf);
-        }
-        let recv = op::RecvMsg::new(self.fd.clone(), buf).rescued_to(&self.rescue);
-        Op::on(&self.fd, recv).await
+    /// A datagram (or error) a dropped receive got (see `op::DatagramRescue`), else one
+    /// from the kernel.
+    async fn recv_msg<B: IoBufMut>(&self, buf: B) -> BufResult<op::Received, B> {
+        op::recv_rescued(&self.fd, &self.rescue, buf).await
     }
 
     /// The local address.

@@ -11,8 +11,11 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 
-use super::recv_msg::Received;
-use crate::buf::IoBufMut;
+use std::rc::Rc;
+
+use super::recv_msg::{Received, RecvMsg};
+use super::{Op, SharedFd};
+use crate::buf::{BufResult, IoBufMut};
 use crate::sys::RawAddr;
 
 /// One thing a dropped receive got.
@@ -72,6 +75,19 @@ impl DatagramRescue {
             truncated: truncated || len < bytes.len(),
         }))
     }
+}
+
+/// One receive on `fd`: a datagram (or error) a dropped receive got, else one from the
+/// kernel, whose answer comes to `rescue` if this receive is dropped in turn.
+pub(crate) async fn recv_rescued<B: IoBufMut>(
+    fd: &SharedFd,
+    rescue: &Rc<DatagramRescue>,
+    mut buf: B,
+) -> BufResult<Received, B> {
+    if let Some(res) = rescue.take_into(&mut buf) {
+        return (res, buf);
+    }
+    Op::on(fd, RecvMsg::new(fd.clone(), buf).rescued_to(rescue)).await
 }
 
 impl DatagramRescue {
