@@ -105,25 +105,31 @@ fn payload(len: usize) -> Vec<u8> {
     out
 }
 
+/// Writes `data` through `io` with tokio's traits, shuts the write side down, and reads the
+/// echo back to end of stream (both at once, so partial reads and writes happen).
+async fn echo_through<S: corering::compat::CompatStream>(io: Compat<S>, data: &[u8]) -> Vec<u8> {
+    let (mut rd, mut wr) = tokio::io::split(io);
+    let (sent, got) = join(
+        async {
+            wr.write_all(data).await?;
+            wr.shutdown().await
+        },
+        async {
+            let mut got = Vec::new();
+            rd.read_to_end(&mut got).await.map(|_| got)
+        },
+    )
+    .await;
+    sent.expect("write_all + shutdown");
+    got.expect("read_to_end")
+}
+
 fn tokio_io_round_trip_4mib(v: Variant) {
     v.block_on(within("4 MiB round trip", async {
         let (client, server) = tcp_pair().await;
         let echo = spawn(echo_stream(server));
         let data = payload(4 << 20);
-        let (mut rd, mut wr) = tokio::io::split(Compat::new(client));
-        let (sent, got) = join(
-            async {
-                wr.write_all(&data).await?;
-                wr.shutdown().await
-            },
-            async {
-                let mut got = Vec::new();
-                rd.read_to_end(&mut got).await.map(|_| got)
-            },
-        )
-        .await;
-        sent.expect("write_all + shutdown");
-        let got = got.expect("read_to_end");
+        let got = echo_through(Compat::new(client), &data).await;
         assert_eq!(got.len(), data.len());
         assert!(got == data, "the echoed bytes differ");
         assert_eq!(echo.await.unwrap(), data.len());
@@ -147,20 +153,8 @@ fn tokio_io_over_a_unix_stream(v: Variant) {
             }
         });
         let data = payload(1 << 20);
-        let (mut rd, mut wr) = tokio::io::split(Compat::new(client));
-        let (sent, got) = join(
-            async {
-                wr.write_all(&data).await?;
-                wr.shutdown().await
-            },
-            async {
-                let mut got = Vec::new();
-                rd.read_to_end(&mut got).await.map(|_| got)
-            },
-        )
-        .await;
-        sent.expect("write_all + shutdown");
-        assert!(got.expect("read_to_end") == data, "the echoed bytes differ");
+        let got = echo_through(Compat::new(client), &data).await;
+        assert!(got == data, "the echoed bytes differ");
         assert_eq!(echo.await.unwrap(), data.len());
     }));
 }

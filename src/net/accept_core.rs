@@ -160,3 +160,34 @@ impl std::fmt::Debug for Acceptor {
             .finish()
     }
 }
+
+/// The state of a listener's `incoming()` stream: the shutdown request it watches, and
+/// whether it has ended (it hands out the `ShuttingDown` error once, then ends).
+#[derive(Debug)]
+pub(super) struct IncomingState {
+    stop: ShutdownRequested,
+    ended: bool,
+}
+
+impl IncomingState {
+    pub fn new() -> IncomingState {
+        IncomingState {
+            stop: crate::context::shutdown_requested(),
+            ended: false,
+        }
+    }
+
+    /// The stream's next item: `accept`'s answer, or the end after the shutdown error.
+    pub fn poll_next<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        accept: impl FnOnce(&mut ShutdownRequested, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<Option<io::Result<T>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        let item = std::task::ready!(accept(&mut self.stop, cx));
+        self.ended = matches!(&item, Err(e) if crate::ShuttingDown::is(e));
+        Poll::Ready(Some(item))
+    }
+}

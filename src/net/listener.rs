@@ -15,7 +15,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::accept_core::Acceptor;
+use super::accept_core::{Acceptor, IncomingState};
 use super::TcpStream;
 use crate::context::ShutdownRequested;
 use crate::sys::{self, syscall};
@@ -106,8 +106,7 @@ impl TcpListener {
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming {
             listener: self,
-            stop: crate::context::shutdown_requested(),
-            ended: false,
+            state: IncomingState::new(),
         }
     }
 
@@ -148,9 +147,7 @@ fn bind_one(addr: &SocketAddr, opts: &ListenOptions, nonblocking: bool) -> io::R
 /// The stream of [`TcpListener::incoming`].
 pub struct Incoming<'a> {
     listener: &'a TcpListener,
-    stop: ShutdownRequested,
-    /// The shutdown error was handed out: the stream has ended.
-    ended: bool,
+    state: IncomingState,
 }
 
 impl futures_core::Stream for Incoming<'_> {
@@ -158,12 +155,9 @@ impl futures_core::Stream for Incoming<'_> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if this.ended {
-            return Poll::Ready(None);
-        }
-        let item = std::task::ready!(this.listener.poll_accept(&mut this.stop, cx));
-        this.ended = matches!(&item, Err(e) if crate::ShuttingDown::is(e));
-        Poll::Ready(Some(item))
+        let listener = this.listener;
+        this.state
+            .poll_next(cx, |stop, cx| listener.poll_accept(stop, cx))
     }
 }
 

@@ -89,15 +89,17 @@ impl Future for Sleep {
             this.cancel();
             return Poll::Ready(());
         }
-        let current = crate::context::current_timers();
+        // Filed with this core's timers (the usual case: no Rc clone, one thread-local read)?
+        let filed_here = this.entry.as_ref().is_some_and(|(timers, _)| {
+            crate::context::with_current(|c| Rc::ptr_eq(&c.timers, timers)).unwrap_or(false)
+        });
         match &this.entry {
-            Some((timers, key)) if Rc::ptr_eq(timers, &current) => {
-                timers.borrow_mut().set_waker(*key, cx.waker());
-            }
+            Some((timers, key)) if filed_here => timers.borrow_mut().set_waker(*key, cx.waker()),
             _ => {
                 // First poll, or polled under another runtime than the last time (the old
                 // one's timers never fire again): register with this core's timers.
                 this.cancel();
+                let current = crate::context::current_timers();
                 let key = current
                     .borrow_mut()
                     .insert(this.deadline, cx.waker().clone());

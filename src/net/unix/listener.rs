@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use super::{SocketAddr, UnixStream};
 use crate::context::ShutdownRequested;
-use crate::net::accept_core::Acceptor;
+use crate::net::accept_core::{Acceptor, IncomingState};
 use crate::sys::{self, syscall};
 
 /// The accept backlog of a listener this module binds.
@@ -102,8 +102,7 @@ impl UnixListener {
     pub fn incoming(&self) -> Incoming<'_> {
         Incoming {
             listener: self,
-            stop: crate::context::shutdown_requested(),
-            ended: false,
+            state: IncomingState::new(),
         }
     }
 
@@ -126,9 +125,7 @@ impl UnixListener {
 /// The stream of [`UnixListener::incoming`]: accepted connections.
 pub struct Incoming<'a> {
     listener: &'a UnixListener,
-    stop: ShutdownRequested,
-    /// The shutdown error was handed out: the stream has ended.
-    ended: bool,
+    state: IncomingState,
 }
 
 impl futures_core::Stream for Incoming<'_> {
@@ -136,12 +133,9 @@ impl futures_core::Stream for Incoming<'_> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
-        if this.ended {
-            return Poll::Ready(None);
-        }
-        let item = std::task::ready!(this.listener.poll_accept(&mut this.stop, cx));
-        this.ended = matches!(&item, Err(e) if crate::ShuttingDown::is(e));
-        Poll::Ready(Some(item))
+        let listener = this.listener;
+        this.state
+            .poll_next(cx, |stop, cx| listener.poll_accept(stop, cx))
     }
 }
 

@@ -147,7 +147,8 @@ impl UnixStream {
     }
 
     /// Shuts down reading, writing or both. After `Shutdown::Write` the peer reads end of
-    /// stream, and this side can still read what the peer sends.
+    /// stream, and this side can still read what the peer sends. On a connection the peer has
+    /// already closed it is Ok (the kernel's `ENOTCONN`), as tokio reports it.
     pub async fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         self.writer.shutdown(how).await
     }
