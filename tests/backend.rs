@@ -214,6 +214,44 @@ fn io_uring_forbidden_with_enosys() {
     check_forbidden_io_uring("io_uring_forbidden_with_enosys", libc::ENOSYS);
 }
 
+/// Under `Auto`, `run` gives every core the backend `build` chose; a core that cannot make it
+/// fails the run with an error that names the core and says auto chose the backend (not
+/// "asked for by the builder").
+#[test]
+fn auto_run_names_the_core_whose_ring_failed() {
+    let test = "auto_run_names_the_core_whose_ring_failed";
+    if std::env::var("CORERING_BACKEND").is_ok_and(|v| v != "auto") && !is_child() {
+        return run_backend_child(test, None);
+    }
+    let msg = std::thread::spawn(|| {
+        let rt = Builder::new()
+            .backend(BackendChoice::Auto)
+            .cores(2)
+            .pin_cores(false)
+            .build()
+            .expect("Auto runtime");
+        if rt.backend().kind() != BackendKind::Uring {
+            return None;
+        }
+        // The core threads `run` spawns inherit this thread's filter.
+        forbid_io_uring_setup(libc::EPERM);
+        let err = rt.run(|_| async {}).expect_err("run without rings");
+        Some(err.to_string())
+    })
+    .join()
+    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+    let Some(msg) = msg else {
+        return eprintln!("SKIP {test}: auto chose epoll here");
+    };
+    eprintln!("run error: {msg}");
+    assert!(msg.contains(" of 2: "), "no core named: {msg}");
+    assert!(msg.contains("chosen by auto"), "who chose: {msg}");
+    assert!(mentions_errno(&msg, libc::EPERM), "no errno: {msg}");
+    if is_child() {
+        println!("CHILD-OK");
+    }
+}
+
 // ---- CORERING_BACKEND, in child processes (the environment is process-global) ----
 
 fn is_child() -> bool {

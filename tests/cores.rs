@@ -247,3 +247,61 @@ fn per_core_stats_count_tasks_ops_and_waits(v: Variant) {
     });
 }
 each_variant!(per_core_stats_count_tasks_ops_and_waits);
+
+/// The kernel objects of `kind` this process holds (`anon_inode:[io_uring]`, `[eventpoll]`).
+fn backend_fds(kind: corering::BackendKind) -> usize {
+    let target = match kind {
+        corering::BackendKind::Uring => "anon_inode:[io_uring]",
+        corering::BackendKind::Epoll => "anon_inode:[eventpoll]",
+    };
+    open_fds().values().filter(|t| *t == target).count()
+}
+
+/// `cores(N)` holds N rings (or epoll instances) while `run` runs, not N + 1: the one `build`
+/// made is closed when unused and made again by a later `block_on`, which still works. In a
+/// child process: the count is of the whole process.
+fn cores_n_hold_n_backend_instances_during_run(v: Variant) {
+    run_child("child_backend_instances", &v.label(), &[]);
+}
+each_variant!(cores_n_hold_n_backend_instances_during_run);
+
+#[test]
+#[ignore = "runs as a child process of cores_n_hold_n_backend_instances_during_run"]
+fn child_backend_instances() {
+    let v = Variant::from_label(&child_message().expect("from the parent")).expect("variant");
+    if let Some(why) = skip_reason(v) {
+        return println!("CHILD-SKIP: {why}");
+    }
+    let rt = v
+        .builder()
+        .cores(2)
+        .pin_cores(false)
+        .build()
+        .expect("runtime");
+    let kind = rt.backend().kind();
+    let before = backend_fds(kind);
+    // Each core counts once both have built theirs, and before either ends.
+    let both = std::sync::Barrier::new(2);
+    let reports = rt
+        .run(|_| {
+            both.wait();
+            let held = backend_fds(kind);
+            both.wait();
+            async move { held }
+        })
+        .expect("run");
+    for r in reports {
+        let held = r.output.expect("core output");
+        // Before `run`: the build core's instance. During: the 2 cores' instead.
+        assert_eq!(
+            held,
+            before + 1,
+            "instances held during run (core {})",
+            r.core
+        );
+    }
+    let n = rt.block_on(async { corering::spawn(async { 7 }).await.expect("task") });
+    assert_eq!(n, 7, "block_on after run");
+    assert_eq!(backend_fds(kind), before, "block_on made its core again");
+    println!("CHILD-OK");
+}

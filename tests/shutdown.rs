@@ -318,3 +318,55 @@ fn incoming_ends_after_the_shutdown_error(v: Variant) {
     });
 }
 each_variant!(incoming_ends_after_the_shutdown_error);
+
+/// The close rule at the deadline, the same on both backends: a connection whose task the
+/// deadline cancels, with bytes from its peer still unread, gives the peer a clean end of
+/// stream (FIN first), not a bare reset: its last whole message is not made to look lost.
+fn connections_cut_at_the_deadline_end_cleanly_despite_unread_bytes(v: Variant) {
+    const CONNS: usize = 8;
+    let rt = v.builder().cores(1).build().expect("build");
+    let (bound, addr) = std::sync::mpsc::channel();
+    let stop = rt.shutdown_handle();
+    let client = std::thread::spawn(move || {
+        let addr: std::net::SocketAddr = addr.recv().expect("bound");
+        let mut conns: Vec<_> = (0..CONNS)
+            .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
+            .collect();
+        for c in &mut conns {
+            std::io::Write::write_all(c, &[9u8; 100]).expect("send"); // never read
+        }
+        std::thread::sleep(Duration::from_millis(50)); // bytes in the server's queue
+        stop.shutdown(Duration::from_millis(50));
+        conns
+            .iter_mut()
+            .map(|c| {
+                let mut buf = [0u8; 16];
+                match c.read(&mut buf) {
+                    Ok(0) => "eof".to_string(),
+                    other => format!("{other:?}"),
+                }
+            })
+            .collect::<Vec<_>>()
+    });
+    rt.run(|_| {
+        let bound = bound.clone();
+        async move {
+            let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+            bound
+                .send(listener.local_addr().expect("addr"))
+                .expect("send");
+            for _ in 0..CONNS {
+                let (stream, _) = listener.accept().await.expect("accept");
+                spawn(async move {
+                    corering::time::sleep(Duration::from_secs(3600)).await;
+                    drop(stream);
+                });
+            }
+            shutdown_requested().await;
+        }
+    })
+    .expect("run");
+    let seen = client.join().expect("client");
+    assert!(seen.iter().all(|s| s == "eof"), "peers saw: {seen:?}");
+}
+each_variant!(connections_cut_at_the_deadline_end_cleanly_despite_unread_bytes);

@@ -381,6 +381,10 @@ pub(crate) struct DriverConfig {
     pub blocking_threads: usize,
     /// io_uring's io-wq limits, per ring.
     pub io_workers: IoWorkers,
+    /// Who chose `backend` when the builder did not force it: [`Runtime::run`](
+    /// crate::Runtime::run) gives every core the backend its first core chose, and says so
+    /// in the errors of a core that cannot build it.
+    pub chosen_by: Option<&'static str>,
 }
 
 /// io-wq worker limits per ring (`IORING_REGISTER_IOWQ_MAX_WORKERS`); 0 keeps the kernel's.
@@ -459,9 +463,12 @@ fn resolve_tier(asked: TierRequest) -> io::Result<(TierCap, &'static str)> {
 }
 
 /// Applies `CORERING_BACKEND` to an `Auto` choice.
-fn resolve(choice: BackendChoice) -> io::Result<(BackendChoice, &'static str)> {
+fn resolve(
+    choice: BackendChoice,
+    chosen_by: Option<&'static str>,
+) -> io::Result<(BackendChoice, &'static str)> {
     if choice != BackendChoice::Auto {
-        return Ok((choice, "asked for by the builder"));
+        return Ok((choice, chosen_by.unwrap_or("asked for by the builder")));
     }
     match std::env::var("CORERING_BACKEND") {
         Ok(v) => v
@@ -482,7 +489,7 @@ pub(crate) fn select(
     config: &DriverConfig,
     links: &CoreLinks,
 ) -> io::Result<(Driver, BackendInfo)> {
-    let (choice, source) = resolve(config.backend)?;
+    let (choice, source) = resolve(config.backend, config.chosen_by)?;
     // Read only on the way to io_uring: the variable means nothing to a forced epoll.
     let cap = || resolve_tier(config.uring_tier);
     let epoll = |reason: String| -> io::Result<(Driver, BackendInfo)> {

@@ -4,7 +4,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::os::fd::{BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -85,6 +85,36 @@ pub(super) struct Writer {
     /// Whether large writes may go out as zero-copy sends at all: TCP only (a Unix socket
     /// gains nothing from them, and the kernel refuses SEND_ZC there).
     pub zero_copy: bool,
+    /// The fd goes on elsewhere (`into_std`, `close`): the drop leaves the socket as it is.
+    pub handed_over: Cell<bool>,
+}
+
+/// The close rule, the same on both backends, when a write side goes without `close`:
+/// - a write of it was cut part way (a dropped `write_all`, or a cancelled write the kernel
+///   completed or has not answered yet): the connection is reset (`SO_LINGER` 0, so the close
+///   sends RST), so that the peer never takes a truncated message for a whole one;
+/// - else, while the runtime shuts down (the tasks its deadline cancels): the sending side
+///   ends first (`shutdown(SHUT_WR)`, a FIN), so the peer reads a clean end of stream after
+///   every whole message, even where bytes it sent are still unread and the close then
+///   resets (Linux's rule for a close with unread data; the FIN is already there).
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if self.handed_over.get() {
+            return;
+        }
+        // SAFETY: this side's handle keeps the fd open for the duration of the calls.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.fd.raw()) };
+        // Errors are of no use here: the socket may be gone on the peer's side already.
+        if self.rescue.maybe_cut() {
+            let reset = libc::linger {
+                l_onoff: 1,
+                l_linger: 0,
+            };
+            let _ = nix::sys::socket::setsockopt(&fd, nix::sys::socket::sockopt::Linger, &reset);
+        } else if crate::context::is_shutting_down() {
+            let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+        }
+    }
 }
 
 /// A new stream's two sides over `fd`, set up for the current backend; `zero_copy` as in
@@ -104,6 +134,7 @@ pub(super) fn sides(fd: OwnedFd, zero_copy: bool) -> (Reader, Writer) {
         orphans: uring,
         loopback: Cell::new(None),
         zero_copy,
+        handed_over: Cell::new(false),
     };
     (reader, writer)
 }
@@ -120,6 +151,7 @@ pub(super) async fn into_owned(reader: Reader, writer: Writer) -> io::Result<(Ow
     bytes.extend(pooled);
     error = error.or(pooled_error);
     let write_error = writer.rescue.check().await.err();
+    writer.handed_over.set(true);
     drop(writer);
     reader.fd.settled().await;
     let fd = match reader.fd.try_into_owned() {

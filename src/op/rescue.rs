@@ -226,6 +226,12 @@ impl WriteRescue {
         self.poisoned.set(true);
     }
 
+    /// Whether a cancelled write sent bytes, or may still (the kernel has not answered it):
+    /// the peer may hold a message cut part way.
+    pub fn maybe_cut(&self) -> bool {
+        self.poisoned.get() || self.pending.any()
+    }
+
     /// Whether no cancelled write left anything: the next write goes ahead at once.
     pub fn is_clear(&self) -> bool {
         !self.touched.get()

@@ -1,4 +1,5 @@
 //! [`Builder`] and [`Runtime`].
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
 use std::rc::Rc;
@@ -12,7 +13,8 @@ use super::RuntimeStats;
 use crate::buf::PoolConfig;
 use crate::driver::blocking::{BlockingPool, DEFAULT_THREADS};
 use crate::driver::{
-    BackendChoice, BackendInfo, DriverConfig, IoWorkers, TierRequest, UringTier, ZeroCopy,
+    BackendChoice, BackendInfo, BackendKind, DriverConfig, IoWorkers, TierRequest, UringTier,
+    ZeroCopy,
 };
 
 /// Configures and builds a [`Runtime`].
@@ -42,6 +44,7 @@ impl Default for Builder {
                 zero_copy: ZeroCopy::default(),
                 blocking_threads: DEFAULT_THREADS,
                 io_workers: IoWorkers::default(),
+                chosen_by: None,
             },
             cores: None,
             pin: true,
@@ -205,25 +208,16 @@ impl Builder {
     /// A forced `Uring` where io_uring is unavailable (the error says why), an invalid
     /// `CORERING_BACKEND`, or the epoll instance or eventfd could not be made (e.g. EMFILE).
     pub fn build(self) -> io::Result<Runtime> {
-        let shared = Arc::new(Shared::new(super::next_core_id())?);
-        let set = Arc::new(CoreSet {
-            cores: vec![shared.clone()],
-            blocking: Arc::new(BlockingPool::new(self.config.blocking_threads)),
-        });
         let shutdown = Arc::new(ShutdownState::default());
-        shutdown.register(&shared);
-        let core = match Core::new(&self.config, shared.clone(), 0, set, shutdown.clone()) {
-            Ok(core) => core,
-            Err(e) => {
-                shutdown.unregister(&shared);
-                return Err(e);
-            }
-        };
+        let core = make_core(&self.config, &shutdown)?;
+        let info = core.info.clone();
         let cores = self
             .cores
             .unwrap_or_else(|| super::run::allowed_cpus().len().max(1));
         Ok(Runtime {
-            core: Rc::new(core),
+            core: RefCell::new(Some(core)),
+            used: Cell::new(false),
+            info,
             config: self.config,
             cores,
             pin: self.pin,
@@ -231,6 +225,23 @@ impl Builder {
             stack_size: self.stack_size,
             shutdown,
         })
+    }
+}
+
+/// A core for this thread, with a blocking pool of its own, registered for shutdowns.
+fn make_core(config: &DriverConfig, shutdown: &Arc<ShutdownState>) -> io::Result<Rc<Core>> {
+    let shared = Arc::new(Shared::new(super::next_core_id())?);
+    let set = Arc::new(CoreSet {
+        cores: vec![shared.clone()],
+        blocking: Arc::new(BlockingPool::new(config.blocking_threads)),
+    });
+    shutdown.register(&shared);
+    match Core::new(config, shared.clone(), 0, set, shutdown.clone()) {
+        Ok(core) => Ok(Rc::new(core)),
+        Err(e) => {
+            shutdown.unregister(&shared);
+            Err(e)
+        }
     }
 }
 
@@ -244,7 +255,16 @@ impl Builder {
 /// assert_eq!(n, 2);
 /// ```
 pub struct Runtime {
-    pub(super) core: Rc<super::core::Core>,
+    /// The `block_on` core (its ring or epoll instance), made by `build`. `None` after
+    /// [`run`](Runtime::run) closed it unused (so that `cores(N)` holds N rings, not N + 1);
+    /// the next `block_on` makes it again.
+    core: RefCell<Option<Rc<Core>>>,
+    /// Whether `block_on` has run on `core`: its tasks and ops may still be parked there, so
+    /// `run` keeps it.
+    used: Cell<bool>,
+    /// The backend `build` chose, for every core this runtime makes.
+    pub(super) info: BackendInfo,
+    /// The builder's settings, with the backend as the builder asked for it.
     pub(super) config: DriverConfig,
     pub(super) cores: usize,
     pub(super) pin: bool,
@@ -261,7 +281,7 @@ impl Runtime {
 
     /// The backend that runs and why it was chosen.
     pub fn backend(&self) -> &BackendInfo {
-        &self.core.info
+        &self.info
     }
 
     /// How many cores [`run`](Runtime::run) runs.
@@ -272,12 +292,16 @@ impl Runtime {
     /// Op slots of the `block_on` core still occupied: in flight, or orphaned and waiting for
     /// their completion.
     pub fn live_ops(&self) -> usize {
-        self.core.ctx.driver.borrow().live_ops()
+        let core = self.core.borrow();
+        core.as_ref()
+            .map_or(0, |c| c.ctx.driver.borrow().live_ops())
     }
 
     /// A snapshot of the `block_on` core's counters.
     pub fn stats(&self) -> RuntimeStats {
-        self.core.stats()
+        let core = self.core.borrow();
+        core.as_ref()
+            .map_or_else(RuntimeStats::default, |c| c.stats())
     }
 
     /// A handle that requests shutdown from any thread.
@@ -293,18 +317,62 @@ impl Runtime {
     ///
     /// # Panics
     ///
-    /// If `future` panics (a spawned task's panic only ends that task), or if the kernel
-    /// interface fails in a way that is not an I/O error (a bug).
+    /// If `future` panics (a spawned task's panic only ends that task), if the kernel
+    /// interface fails in a way that is not an I/O error (a bug), or if the `block_on` core
+    /// that [`run`](Runtime::run) closed cannot be made again (e.g. EMFILE).
     pub fn block_on<F: Future>(&self, future: F) -> F::Output {
-        match self.core.run_root(future, RootMode::BlockOn) {
+        self.used.set(true);
+        let core = self.block_on_core();
+        match core.run_root(future, RootMode::BlockOn) {
             Ok(out) => out,
             Err(_) => unreachable!("block_on's root future is never cancelled"),
         }
+    }
+
+    /// The `block_on` core, made again if `run` closed it.
+    fn block_on_core(&self) -> Rc<Core> {
+        if let Some(core) = self.core.borrow().as_ref() {
+            return core.clone();
+        }
+        let config = self.per_core_config();
+        let core = make_core(&config, &self.shutdown)
+            .unwrap_or_else(|e| panic!("corering: the block_on core could not be made: {e}"));
+        *self.core.borrow_mut() = Some(core.clone());
+        core
+    }
+
+    /// Closes the `block_on` core if nothing has run on it, for the time of a `run`.
+    pub(super) fn close_unused_core(&self) {
+        if self.used.get() {
+            return;
+        }
+        if let Some(core) = self.core.borrow_mut().take() {
+            core.close();
+        }
+    }
+
+    /// The settings every further core is made with: the backend `build` chose.
+    pub(super) fn per_core_config(&self) -> DriverConfig {
+        let mut config = self.config.clone();
+        config.backend = match self.info.kind() {
+            BackendKind::Uring => BackendChoice::Uring,
+            BackendKind::Epoll => BackendChoice::Epoll,
+        };
+        if self.config.backend != config.backend {
+            config.chosen_by = Some(if self.info.reason().contains("CORERING_BACKEND") {
+                "asked for by CORERING_BACKEND"
+            } else {
+                "chosen by auto when the runtime was built"
+            });
+        }
+        config
     }
 }
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        self.core.close();
+        if let Some(core) = self.core.get_mut().take() {
+            core.close();
+        }
     }
 }

@@ -10,7 +10,6 @@ use super::inbox::Shared;
 use super::signals::SignalWatch;
 use super::{JoinError, Runtime, RuntimeStats};
 use crate::driver::blocking::BlockingPool;
-use crate::driver::{BackendChoice, BackendKind};
 
 /// How one core of [`Runtime::run`] ended.
 pub struct CoreReport<T> {
@@ -182,11 +181,9 @@ impl Runtime {
             cores: shared.clone(),
             blocking: Arc::new(BlockingPool::new(self.config.blocking_threads)),
         });
-        let mut config = self.config.clone();
-        config.backend = match self.core.info.kind() {
-            BackendKind::Uring => BackendChoice::Uring,
-            BackendKind::Epoll => BackendChoice::Epoll,
-        };
+        let config = self.per_core_config();
+        // The cores below are the N rings (or epoll instances) of `cores(N)`.
+        self.close_unused_core();
         let cpus = allowed_cpus();
         let _signals = match self.signal_grace {
             Some(grace) => Some(SignalWatch::start(self.shutdown_handle(), grace)?),
@@ -223,7 +220,8 @@ impl Runtime {
                                 Ok(core) => Rc::new(core),
                                 Err(e) => {
                                     shutdown.unregister(&shared);
-                                    return Err(e);
+                                    let why = format!("core {index} of {n}: {e}");
+                                    return Err(io::Error::new(e.kind(), why));
                                 }
                             };
                             // Closes the core even if this thread unwinds, so that jobs
