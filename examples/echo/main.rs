@@ -8,11 +8,15 @@
 //! instance) and its own SO_REUSEPORT listener on the same port; with `--unix PATH` the cores
 //! accept on one socket bound at PATH (a stale socket file there is removed first, and the
 //! file is removed at exit). `--backend` defaults to auto (`CORERING_BACKEND` overrides
-//! auto). `--max-conns N` serves N connections, then exits. SIGINT or SIGTERM stops
+//! auto). `--max-conns N` holds at most N connections open at once (each core its share;
+//! the next ones wait in the listen backlog); `--exit-after N` serves N connections, then
+//! exits. Errors are counted, not printed one by one: one summary line a second, when
+//! something happened. An accept that fails for want of fds (EMFILE) backs off (1 ms
+//! doubling to 1 s, or until a connection closes): see `guard.rs`. SIGINT or SIGTERM stops
 //! accepting, lets the open connections drain for `--grace SECS` (default 5) and cancels the
 //! rest. On exit it prints a table of per-core counters. `--help` prints the usage.
 
-use std::io;
+use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
@@ -21,16 +25,28 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use corering::net::{ListenOptions, TcpListener, TcpStream, UnixListener, UnixStream};
-use corering::{BackendChoice, BackendKind, Builder, CoreReport, ShutdownHandle, ShuttingDown};
+use corering::{BackendChoice, Builder, ShutdownHandle, ShuttingDown};
 
-/// The drain deadline after `--max-conns`: the connections may take as long as they need.
+mod guard;
+mod log;
+mod table;
+
+use guard::{AcceptBackoff, ConnLimit};
+use log::Counters;
+
+/// The drain deadline after `--exit-after`: the connections may take as long as they need.
 const NO_DEADLINE: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
 const USAGE: &str = "usage: echo [--addr HOST:PORT | --unix PATH] [--backend auto|uring|epoll] \
-     [--max-conns N] [--cores N] [--grace SECS]
+     [--max-conns N] [--exit-after N] [--cores N] [--grace SECS]
   --addr HOST:PORT  serve TCP here (default 127.0.0.1:7000)
   --unix PATH       serve on a Unix socket at PATH instead (a stale socket file at PATH is
                     removed first; the file is removed at exit)
+  --backend KIND    auto (default; CORERING_BACKEND overrides it), uring or epoll
+  --max-conns N     at most N connections open at once (default: no cap)
+  --exit-after N    serve N connections, then exit once they are done
+  --cores N         executors, one per CPU, each with its own ring (default 1)
+  --grace SECS      on SIGINT/SIGTERM, how long open connections may drain (default 5)
   --help            print this and exit";
 
 fn usage(msg: &str) -> ! {
@@ -45,6 +61,7 @@ struct Options {
     unix: Option<PathBuf>,
     backend: BackendChoice,
     max_conns: usize,
+    exit_after: usize,
     cores: usize,
     grace: Duration,
 }
@@ -55,13 +72,15 @@ fn parse_args() -> Options {
         unix: None,
         backend: BackendChoice::Auto,
         max_conns: usize::MAX,
+        exit_after: usize::MAX,
         cores: 1,
         grace: Duration::from_secs(5),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "--help" || flag == "-h" {
-            println!("{USAGE}");
+            // Not `println!`: `echo --help | head -1` must not panic on the closed pipe.
+            let _ = writeln!(io::stdout(), "{USAGE}");
             std::process::exit(0);
         }
         let value = args
@@ -73,7 +92,11 @@ fn parse_args() -> Options {
             ("--backend", "auto") => o.backend = BackendChoice::Auto,
             ("--backend", "uring") => o.backend = BackendChoice::Uring,
             ("--backend", "epoll") => o.backend = BackendChoice::Epoll,
-            ("--max-conns", n) => o.max_conns = n.parse().unwrap_or_else(|_| usage("bad N")),
+            ("--max-conns", n) => match n.parse() {
+                Ok(n) if n > 0 => o.max_conns = n,
+                _ => usage("bad --max-conns N"),
+            },
+            ("--exit-after", n) => o.exit_after = n.parse().unwrap_or_else(|_| usage("bad N")),
             ("--cores", n) => match n.parse() {
                 Ok(n) if n > 0 => o.cores = n,
                 _ => usage("bad --cores N"),
@@ -94,13 +117,26 @@ struct Shared {
     /// With `--unix`: the socket bound at the path, which every core accepts on (a dup each).
     unix: Option<std::os::unix::net::UnixListener>,
     cores: usize,
+    /// `--max-conns`, split over the cores.
     max_conns: usize,
-    /// Connections accepted on all cores (for `--max-conns`).
+    exit_after: usize,
+    /// Connections accepted on all cores (for `--exit-after`).
     accepted: AtomicUsize,
     /// The address core 0 bound (with port 0, the port the kernel chose), for the other cores.
     bound: OnceLock<SocketAddr>,
     listening: AtomicUsize,
     stop: ShutdownHandle,
+    counters: Counters,
+}
+
+impl Shared {
+    /// Core `core`'s share of `--max-conns` (the cores are at most as many as the cap).
+    fn cap(&self, core: usize) -> usize {
+        if self.max_conns == usize::MAX {
+            return usize::MAX;
+        }
+        self.max_conns / self.cores + usize::from(core < self.max_conns % self.cores)
+    }
 }
 
 /// Binds the Unix socket at `path`, first removing a stale socket file there (never any other
@@ -114,39 +150,45 @@ fn bind_unix(path: &Path) -> io::Result<std::os::unix::net::UnixListener> {
     std::os::unix::net::UnixListener::bind(path)
 }
 
-fn main() -> io::Result<()> {
-    let Options {
-        addr,
-        unix: unix_path,
-        backend,
-        max_conns,
-        cores,
-        grace,
-    } = parse_args();
-    let unix = unix_path.as_deref().map(bind_unix).transpose()?;
+fn main() -> std::process::ExitCode {
+    match run(parse_args()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(o: Options) -> io::Result<()> {
+    let unix = o.unix.as_deref().map(bind_unix).transpose()?;
+    // A core with no share of the cap would hold a listener it never accepts on.
+    let cores = o.cores.min(o.max_conns);
     let rt = Builder::new()
-        .backend(backend)
+        .backend(o.backend)
         .cores(cores)
-        .shutdown_on_signals(grace)
+        .shutdown_on_signals(o.grace)
         .build()?;
     println!("{}", rt.backend());
     let kind = rt.backend().kind();
     let shared = Arc::new(Shared {
-        addr,
+        addr: o.addr,
         unix,
         cores,
-        max_conns,
+        max_conns: o.max_conns,
+        exit_after: o.exit_after,
         accepted: AtomicUsize::new(0),
         bound: OnceLock::new(),
         listening: AtomicUsize::new(0),
         stop: rt.shutdown_handle(),
+        counters: Counters::default(),
     });
     let reports = rt.run(|core| serve(shared.clone(), core));
-    if let Some(path) = &unix_path {
+    if let Some(path) = &o.unix {
         let _ = std::fs::remove_file(path);
     }
     let reports = reports?;
-    print_table(kind, &reports);
+    table::print_table(kind, &reports);
     // A core that could not bind (e.g. the port is taken) reports the error.
     for r in reports {
         match r.output {
@@ -176,33 +218,46 @@ async fn serve(shared: Arc<Shared>, core: usize) -> io::Result<usize> {
             if n == 1 { "" } else { "s" }
         );
     }
+    if core == 0 {
+        let shared = shared.clone();
+        corering::spawn(async move { log::summaries(&shared.counters).await });
+    }
+    let mut limit = ConnLimit::new(shared.cap(core));
+    let mut backoff = AcceptBackoff::new();
     let mut served = 0;
     let mut tasks = Vec::new();
     loop {
-        let (stream, peer) = match listener.accept().await {
+        limit.place().await;
+        let (stream, _peer) = match listener.accept().await {
             Ok(conn) => conn,
             Err(e) if ShuttingDown::is(&e) => break,
             Err(e) => {
-                eprintln!("core {core}: accept: {e}"); // e.g. EMFILE: back off, don't spin
-                corering::time::sleep(Duration::from_millis(10)).await;
+                let delay = backoff.after(&e);
+                shared.counters.accept_failed(&e, delay);
+                if let Some(delay) = delay {
+                    limit.closed_or(delay).await; // out of fds: a close frees one
+                }
                 continue;
             }
         };
-        // `--max-conns`: the N-th connection on any core stops every core's accepts.
+        backoff.reset();
+        // `--exit-after`: the N-th connection on any core stops every core's accepts.
         let n = shared.accepted.fetch_add(1, Ordering::AcqRel);
-        if n >= shared.max_conns {
+        if n >= shared.exit_after {
             break; // accepted after the limit was reached elsewhere: dropped unserved
         }
         served += 1;
+        shared.counters.accepted.fetch_add(1, Ordering::Relaxed);
+        let (permit, shared_in) = (limit.permit(), shared.clone());
         let task = corering::spawn(async move {
-            if let Err(e) = stream.echo().await {
-                eprintln!("{peer}: {e}");
-            }
+            let res = stream.echo().await;
+            shared_in.counters.connection_ended(&res);
+            drop(permit);
         });
-        if shared.max_conns != usize::MAX {
+        if shared.exit_after != usize::MAX {
             tasks.push(task); // to wait for at the end; otherwise drop = detach
         }
-        if n + 1 == shared.max_conns {
+        if n + 1 == shared.exit_after {
             // Served them all: every core stops accepting and waits for its connections.
             shared.stop.shutdown(NO_DEADLINE);
             break;
@@ -235,7 +290,7 @@ impl Listener {
         })
     }
 
-    /// The next connection and its peer's address, printed.
+    /// The next connection and its peer's address.
     async fn accept(&self) -> io::Result<(Conn, String)> {
         Ok(match self {
             Listener::Tcp(l) => l
@@ -264,7 +319,8 @@ async fn bind(shared: &Shared, core: usize) -> io::Result<TcpListener> {
         ..Default::default()
     };
     if core == 0 {
-        let result = TcpListener::bind_with(shared.addr.as_str(), opts);
+        let result = TcpListener::bind_with(shared.addr.as_str(), opts)
+            .map_err(|e| io::Error::new(e.kind(), format!("bind {}: {e}", shared.addr)));
         let addr = match &result {
             Ok(l) => l.local_addr()?,
             Err(_) => SocketAddr::from(([0, 0, 0, 0], 0)), // port 0: the others give up too
@@ -308,90 +364,5 @@ impl Conn {
             Conn::Tcp(mut s) => echo_pooled!(s),
             Conn::Unix(mut s) => echo_pooled!(s),
         }
-    }
-}
-
-/// The per-core counters: one row per core, then the totals.
-fn print_table(kind: BackendKind, reports: &[CoreReport<io::Result<usize>>]) {
-    let waits = match kind {
-        BackendKind::Uring => "io_uring_enter",
-        BackendKind::Epoll => "epoll_wait",
-    };
-    println!();
-    println!(
-        "{:>4} {:>4} {:>8} {:>8} {:>12} {:>12} {:>14} {:>10} {:>8} {:>6}",
-        "core",
-        "cpu",
-        "conns",
-        "tasks",
-        "ops sub",
-        "ops done",
-        waits,
-        "compl/wait",
-        "remote",
-        "cq ovf"
-    );
-    let mut total = [0u64; 7];
-    for r in reports {
-        let s = &r.stats;
-        let conns = match &r.output {
-            Ok(Ok(n)) => n.to_string(),
-            Ok(Err(_)) => "error".into(),
-            Err(e) if e.is_cancelled() => "cancelled".into(),
-            Err(_) => "panicked".into(),
-        };
-        let cpu = r.cpu.map_or("-".into(), |c| c.to_string());
-        let d = &s.driver;
-        let row = [
-            r.output
-                .as_ref()
-                .ok()
-                .and_then(|o| o.as_ref().ok())
-                .map_or(0, |&n| n as u64),
-            s.tasks_spawned,
-            d.ops_submitted,
-            d.ops_completed,
-            d.waits,
-            s.remote_wakes,
-            d.cq_overflows,
-        ];
-        for (t, v) in total.iter_mut().zip(row) {
-            *t += v;
-        }
-        println!(
-            "{:>4} {:>4} {:>8} {:>8} {:>12} {:>12} {:>14} {:>10.2} {:>8} {:>6}",
-            r.core,
-            cpu,
-            conns,
-            s.tasks_spawned,
-            d.ops_submitted,
-            d.ops_completed,
-            d.waits,
-            per_wait(d.ops_completed, d.waits),
-            s.remote_wakes,
-            d.cq_overflows
-        );
-    }
-    let [conns, tasks, sub, done, waits, remote, ovf] = total;
-    println!(
-        "{:>4} {:>4} {:>8} {:>8} {:>12} {:>12} {:>14} {:>10.2} {:>8} {:>6}",
-        "all",
-        "",
-        conns,
-        tasks,
-        sub,
-        done,
-        waits,
-        per_wait(done, waits),
-        remote,
-        ovf
-    );
-}
-
-fn per_wait(completed: u64, waits: u64) -> f64 {
-    if waits == 0 {
-        0.0
-    } else {
-        completed as f64 / waits as f64
     }
 }
