@@ -405,8 +405,11 @@ macro_rules! write_methods {
         ///
         /// A write whose future is dropped while the kernel has it may have sent part of its
         /// buffer: from then on every write fails (the stream's offset is unknown), unless
-        /// the kernel reported that nothing was sent. To cancel a write and learn what went
-        /// out, see [`CancelExt`](crate::cancel::CancelExt).
+        /// the kernel reported that nothing was sent, and the stream, once dropped, resets
+        /// the connection (RST, not FIN: the peer cannot take a cut message for a whole
+        /// one). On io_uring the kernel often completes a cancelled send anyway (it went out
+        /// when submitted, or the socket became writable before the cancel arrived). To
+        /// cancel a write and learn what went out, see [`CancelExt`](crate::cancel::CancelExt).
         pub async fn write<B: IoBuf>(&mut self, buf: B) -> BufResult<usize, B> {
             self.$($writer)+.write(buf).await
         }
@@ -415,7 +418,8 @@ macro_rules! write_methods {
         /// some bytes went out carries their count ([`PartialWrite`](crate::net::PartialWrite)).
         ///
         /// **Not cancel-safe when dropped**: dropped after some bytes went out, it makes every
-        /// later write fail (the caller cannot know how many; a retry would send them twice).
+        /// later write fail (the caller cannot know how many; a retry would send them twice)
+        /// and the close reset the connection.
         /// To stop a `write_all` and keep the stream, cancel it through a
         /// [`CancelExt`](crate::cancel::CancelExt) scope: it returns the buffer and, in a
         /// [`PartialWrite`](crate::net::PartialWrite), exactly how many bytes went out.
