@@ -9,8 +9,8 @@ use std::net::{Shutdown, SocketAddr};
 use corering::net::TcpListener;
 use corering::spawn;
 
-use crate::scaled;
 use crate::each_variant;
+use crate::scaled;
 use crate::support::*;
 
 const ADDR_VAR: &str = "CORERING_FLOOD_ADDR";
@@ -64,7 +64,10 @@ async fn serve_flood(n: usize) -> (HashSet<String>, usize) {
     let addr = listener.local_addr().expect("addr");
     let client = std::thread::spawn(move || {
         let (addr, count) = (addr.to_string(), n.to_string());
-        let env = [(ADDR_VAR, Some(addr.as_str())), (COUNT_VAR, Some(count.as_str()))];
+        let env = [
+            (ADDR_VAR, Some(addr.as_str())),
+            (COUNT_VAR, Some(count.as_str())),
+        ];
         run_child("flood::child_flood_clients", "1", &env);
     });
     let mut sockets = HashSet::new();
@@ -94,7 +97,10 @@ async fn spawn_std_join(t: std::thread::JoinHandle<()>) {
 #[test]
 #[ignore = "runs as a child process of flood_of_idle_connections_then_one_echo_each"]
 fn child_flood_clients() {
-    let addr: SocketAddr = std::env::var(ADDR_VAR).expect("addr").parse().expect("addr");
+    let addr: SocketAddr = std::env::var(ADDR_VAR)
+        .expect("addr")
+        .parse()
+        .expect("addr");
     let n: usize = std::env::var(COUNT_VAR).expect("n").parse().expect("n");
     raise_fd_limit();
     // All held open at once, idle, before any byte goes out.
@@ -111,7 +117,11 @@ fn child_flood_clients() {
     }
     for (i, c) in conns.iter_mut().enumerate() {
         let mut byte = [0u8];
-        assert_eq!(c.read(&mut byte).expect("read eof"), 0, "conn {i}: bytes after the echo");
+        assert_eq!(
+            c.read(&mut byte).expect("read eof"),
+            0,
+            "conn {i}: bytes after the echo"
+        );
     }
     let _ = std::io::stdout().flush();
     println!("CHILD-OK");
