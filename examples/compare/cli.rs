@@ -1,7 +1,9 @@
-//! The command line: the help text, the options and their defaults.
+//! The command line: the help text, the options, their defaults, and whether the fd limit
+//! allows them.
+use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::servers;
+use crate::{servers, sys};
 
 const HELP: &str = "\
 usage: cargo run --release --example compare -- [options]
@@ -242,4 +244,34 @@ impl Given {
         }
         cfg
     }
+}
+
+/// File descriptors a process needs beyond its connections: the listener or epoll fd, the
+/// control connection, the log, the standard streams, a runtime's own (eventfd, ring).
+const SPARE_FDS: usize = 64;
+
+/// Lifts the soft fd limit to the hard limit (the servers inherit it) and fails, saying what
+/// to do, if that is below the largest connection count asked for.
+pub fn check_fd_limit(cfg: &Config) -> io::Result<()> {
+    let (soft, hard) = sys::raise_nofile();
+    let (count, what) = [
+        (cfg.conns.iter().max(), "--conns"),
+        (cfg.stream.iter().max(), "--stream-conns"),
+        (cfg.http.iter().max(), "--http-conns"),
+        (Some(&cfg.idle), "--idle"),
+    ]
+    .into_iter()
+    .filter_map(|(n, what)| Some((*n?, what)))
+    .max()
+    .unwrap_or((1, "--conns"));
+    let need = count + SPARE_FDS;
+    if (soft as usize) < need {
+        return Err(io::Error::other(format!(
+            "{count} connections ({what}) need about {need} file descriptors in the load \
+             generator and in each server, but RLIMIT_NOFILE allows {soft} (hard limit {hard}); \
+             raise the hard limit (e.g. `ulimit -Hn {need}` as root, or LimitNOFILE= for a \
+             service) or ask for fewer connections"
+        )));
+    }
+    Ok(())
 }

@@ -19,24 +19,25 @@ mod cli;
 mod files;
 mod http;
 mod idle;
+mod launcher;
 mod load;
 mod plan;
 mod raw_epoll;
 mod raw_uring;
 mod raw_uring_ms;
 mod report;
+mod rounds;
 mod servers;
 mod sys;
 
-use std::io::{self, BufRead, BufReader, IsTerminal, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::time::Duration;
 
 pub use cli::Config;
-use cli::{parse_args, usage};
+use cli::{check_fd_limit, parse_args, usage};
+use launcher::{serve_main, Start};
+pub use launcher::{Launcher, ServerProc};
 use plan::{plan, Skips};
 use report::{Case, RunResult, Sample};
 use servers::{Control, ServerStats};
@@ -57,127 +58,6 @@ fn main() -> ExitCode {
             eprintln!("compare: {e}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// The hidden server mode: `--serve KIND --addr ADDR`.
-fn serve_main(args: &[String]) -> ExitCode {
-    let kind = args.get(1).map(String::as_str).unwrap_or("");
-    let addr = match (args.get(2).map(String::as_str), args.get(3)) {
-        (Some("--addr"), Some(a)) => a.as_str(),
-        _ => "127.0.0.1:0",
-    };
-    // The runner raised its own limit before starting us, and we inherit it; a server started
-    // by hand gets the same.
-    sys::raise_nofile();
-    match servers::serve(kind, addr) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("compare --serve {kind}: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// A server process under test; killed when dropped.
-struct ServerProc {
-    child: Child,
-    data: String,
-    ctl: Option<String>,
-}
-
-impl Drop for ServerProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-enum Start {
-    Up(ServerProc),
-    Skip(String),
-    Fail(String),
-}
-
-/// How to start each server.
-struct Launcher {
-    exe: PathBuf,
-    go_bin: Option<PathBuf>,
-    server_core: usize,
-    log: std::fs::File,
-    /// The file cases' directory and Go runner, when they run.
-    files: Option<files::Setup>,
-}
-
-impl Launcher {
-    fn start(&self, kind: &str) -> Start {
-        let mut cmd = if kind == "go" {
-            let Some(bin) = &self.go_bin else {
-                return Start::Skip("go is not built".into());
-            };
-            let mut c = Command::new(bin);
-            c.args(["-addr", "127.0.0.1:0", "-buf", &servers::BUF.to_string()]);
-            c.env("GOMAXPROCS", "1");
-            c
-        } else {
-            let mut c = Command::new(&self.exe);
-            c.args(["--serve", kind, "--addr", "127.0.0.1:0"]);
-            c
-        };
-        let log = match self.log.try_clone() {
-            Ok(f) => Stdio::from(f),
-            Err(_) => Stdio::null(),
-        };
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log);
-        let core = self.server_core;
-        // SAFETY: the hook runs in the child between fork and exec; it only makes the
-        // sched_setaffinity syscall on a stack-allocated set, which is async-signal-safe.
-        unsafe {
-            cmd.pre_exec(move || sys::pin_to(core));
-        }
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => return Start::Fail(format!("could not start: {e}")),
-        };
-        let stdout = child.stdout.take().expect("piped");
-        let first = if sys::wait_readable(stdout.as_raw_fd(), Duration::from_secs(20)) {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            line
-        } else {
-            String::new()
-        };
-        let proc_ = ServerProc {
-            child,
-            data: String::new(),
-            ctl: None,
-        };
-        let line = first.trim();
-        if let Some(reason) = line.strip_prefix("SKIP ") {
-            return Start::Skip(reason.to_string());
-        }
-        let Some(rest) = line.strip_prefix("READY ") else {
-            return Start::Fail(format!(
-                "did not start (said {line:?}; see {})",
-                self.log_path_hint()
-            ));
-        };
-        let mut proc_ = proc_;
-        for field in rest.split_whitespace() {
-            match field.split_once('=') {
-                Some(("data", a)) => proc_.data = a.to_string(),
-                Some(("ctl", a)) if a != "-" => proc_.ctl = Some(a.to_string()),
-                _ => {}
-            }
-        }
-        if proc_.data.is_empty() {
-            return Start::Fail(format!("bad READY line {line:?}"));
-        }
-        Start::Up(proc_)
-    }
-
-    fn log_path_hint(&self) -> &'static str {
-        "servers.log in the output directory"
     }
 }
 
@@ -308,75 +188,6 @@ fn run_one(launcher: &Launcher, cfg: &Config, server: &str, case: Case) -> RunRe
     })
 }
 
-/// Prints progress on stderr: one line rewritten in place on a terminal, else a line per run.
-struct Progress {
-    tty: bool,
-    total: usize,
-    done: usize,
-    started: Instant,
-}
-
-impl Progress {
-    fn show(&mut self, msg: &str) {
-        let left = if self.done > 0 {
-            let per = self.started.elapsed().as_secs_f64() / self.done as f64;
-            let s = (per * (self.total - self.done) as f64) as u64;
-            format!("{}m{:02}s left", s / 60, s % 60)
-        } else {
-            "...".into()
-        };
-        let line = format!("[{:>3}/{}, {left}] {msg}", self.done + 1, self.total);
-        let mut err = io::stderr().lock();
-        if self.tty {
-            let _ = write!(err, "\r\x1b[2K{line}");
-        } else {
-            let _ = writeln!(err, "{line}");
-        }
-        let _ = err.flush();
-    }
-
-    fn finish(&self) {
-        if self.tty {
-            eprint!("\r\x1b[2K");
-        }
-        eprintln!(
-            "ran {} runs in {:.0} s",
-            self.done,
-            self.started.elapsed().as_secs_f64()
-        );
-    }
-}
-
-/// File descriptors a process needs beyond its connections: the listener or epoll fd, the
-/// control connection, the log, the standard streams, a runtime's own (eventfd, ring).
-const SPARE_FDS: usize = 64;
-
-/// Lifts the soft fd limit to the hard limit (the servers inherit it) and fails, saying what
-/// to do, if that is below the largest connection count asked for.
-fn check_fd_limit(cfg: &Config) -> io::Result<()> {
-    let (soft, hard) = sys::raise_nofile();
-    let (count, what) = [
-        (cfg.conns.iter().max(), "--conns"),
-        (cfg.stream.iter().max(), "--stream-conns"),
-        (cfg.http.iter().max(), "--http-conns"),
-        (Some(&cfg.idle), "--idle"),
-    ]
-    .into_iter()
-    .filter_map(|(n, what)| Some((*n?, what)))
-    .max()
-    .unwrap_or((1, "--conns"));
-    let need = count + SPARE_FDS;
-    if (soft as usize) < need {
-        return Err(io::Error::other(format!(
-            "{count} connections ({what}) need about {need} file descriptors in the load \
-             generator and in each server, but RLIMIT_NOFILE allows {soft} (hard limit {hard}); \
-             raise the hard limit (e.g. `ulimit -Hn {need}` as root, or LimitNOFILE= for a \
-             service) or ask for fewer connections"
-        )));
-    }
-    Ok(())
-}
-
 fn run(cfg: &Config) -> io::Result<bool> {
     if cfg!(debug_assertions) {
         eprintln!("compare: WARNING: a debug build; run with --release for meaningful numbers");
@@ -457,48 +268,7 @@ fn run(cfg: &Config) -> io::Result<bool> {
         );
     }
     let (ticks_start, own_start) = (sys::core_ticks(&bench_cores), sys::own_ticks());
-    let mut progress = Progress {
-        tty: io::stderr().is_terminal(),
-        total: runs * cfg.rounds,
-        done: 0,
-        started: Instant::now(),
-    };
-    for round in 0..cfg.rounds {
-        for &case in &cases {
-            // Rotate the server order each round so that no server always runs first.
-            let n = cfg.servers.len();
-            for k in 0..n {
-                let server = cfg.servers[(k + round) % n];
-                // The file cases have cells for their runners only.
-                let Some(cell) = cells
-                    .iter_mut()
-                    .find(|c| c.server == server && c.case == case)
-                else {
-                    continue;
-                };
-                if cell.skipped.is_some() {
-                    continue;
-                }
-                progress.show(&format!(
-                    "round {}/{}  {:<18} {server}",
-                    round + 1,
-                    cfg.rounds,
-                    case.label()
-                ));
-                let result = run_one(&launcher, cfg, server, case);
-                progress.done += 1;
-                if let RunResult::Skipped(why) = &result {
-                    // A server that says it cannot run here will not run in later cases either.
-                    for c in cells.iter_mut().filter(|c| c.server == server) {
-                        c.skipped = Some(why.clone());
-                    }
-                    continue;
-                }
-                cell.runs.push((round, result));
-            }
-        }
-    }
-    progress.finish();
+    rounds::run_all(cfg, &cases, &mut cells, runs, &launcher);
 
     let summary = report::summarize(&cells);
     let mut stdout = io::stdout().lock();
