@@ -44,6 +44,13 @@ usage: cargo run --release --example compare -- [options]
   --http-only         run only the http cases
   --http-conns 16,256 connection counts of the http cases (default 16,256; --quick: 16);
                       implies --http
+  --hostile           add the hostile cases: a request/response echo client (16 connections,
+                      64 B, closed loop) measured alone (storm none) and beside each storm:
+                      reset (2000 connections/s that send 32 B and close with RST), vanish
+                      (2000 connections/s closed at once, nothing sent), slowloris (500
+                      connections, each sending 1 byte every 250 ms); servers: corering-uring,
+                      corering-epoll and tokio, as far as --servers names them
+  --hostile-only      run only the hostile cases
 
 Figures are medians over the rounds; ratios are medians of the ratios within each round.
 The default matrix takes about 13 minutes. Exit status 1 if any run had an error.
@@ -71,6 +78,8 @@ pub struct Config {
     pub file_dir: PathBuf,
     /// Connection counts of the http cases (none: no http cases).
     pub http: Vec<usize>,
+    /// Whether the hostile cases run.
+    pub hostile: bool,
 }
 
 pub fn usage(msg: &str) -> ! {
@@ -155,6 +164,8 @@ struct Given {
     http: bool,
     http_only: bool,
     http_conns: Option<Vec<usize>>,
+    hostile: bool,
+    hostile_only: bool,
 }
 
 pub fn parse_args(args: Vec<String>) -> Config {
@@ -186,6 +197,8 @@ pub fn parse_args(args: Vec<String>) -> Config {
             "--http" => g.http = true,
             "--http-only" => g.http_only = true,
             "--http-conns" => g.http_conns = Some(list(&value(), "http connection count")),
+            "--hostile" => g.hostile = true,
+            "--hostile-only" => g.hostile_only = true,
             other => usage(&format!("unknown option {other:?}")),
         }
     }
@@ -204,7 +217,7 @@ impl Given {
         let mut sizes = self.sizes.unwrap_or(vec![64, 4096]);
         let mut stream = self.stream.unwrap_or(vec![1, 16]);
         let mut idle = self.idle.unwrap_or(1000);
-        if self.files_only || self.http_only {
+        if self.files_only || self.http_only || self.hostile_only {
             (conns, sizes, stream, idle) = (Vec::new(), Vec::new(), Vec::new(), 0);
         }
         let http = match self.http || self.http_only || self.http_conns.is_some() {
@@ -238,6 +251,7 @@ impl Given {
             quick,
             files: self.files || self.files_only,
             http,
+            hostile: self.hostile || self.hostile_only,
         };
         if !(cfg.seconds > 0.0 && cfg.warmup >= 0.0) {
             usage("--seconds must be positive and --warmup not negative");
@@ -259,6 +273,10 @@ pub fn check_fd_limit(cfg: &Config) -> io::Result<()> {
         (cfg.stream.iter().max(), "--stream-conns"),
         (cfg.http.iter().max(), "--http-conns"),
         (Some(&cfg.idle), "--idle"),
+        (
+            cfg.hostile.then_some(&crate::hostile::MAX_CONNS),
+            "--hostile",
+        ),
     ]
     .into_iter()
     .filter_map(|(n, what)| Some((*n?, what)))

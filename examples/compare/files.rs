@@ -345,5 +345,6 @@ fn parse(out: &str, threads: u64) -> RunResult {
             sync_p50_us: f("sync_p50_us"),
             sync_p99_us: f("sync_p99_us"),
         })),
+        storm: None,
     })
 }

@@ -91,6 +91,7 @@ fn sample(m: Measured, conns: usize, took: Duration) -> Sample {
             per_conn: (after - before) / conns.max(1) as f64,
         }),
         file: None,
+        storm: None,
     }
 }
 

@@ -46,9 +46,11 @@ pub struct Outcome<S> {
     pub first_error: Option<String>,
     pub start: S,
     pub end: S,
+    /// The hostile cases: what the storm beside the run did (`crate::hostile`).
+    pub storm: Option<crate::hostile::StormFigures>,
 }
 
-pub use rr::{closed_loop, request_response, Exchange};
+pub use rr::{closed_loop, echo_loop, request_response, Exchange};
 pub use stream::stream;
 
 /// Events taken per epoll_wait.

@@ -1,4 +1,4 @@
-// cargo run --release --example compare -- [--quick] [--servers a,b] [--conns 1,16,10000] [--sizes 64,4096] [--stream-conns 1,16] [--idle N] [--rounds N] [--seconds S] [--files | --files-only] [--file-dir DIR] [--http | --http-only] [--http-conns 16,256]
+// cargo run --release --example compare -- [--quick] [--servers a,b] [--conns 1,16,10000] [--sizes 64,4096] [--stream-conns 1,16] [--idle N] [--rounds N] [--seconds S] [--files | --files-only] [--file-dir DIR] [--http | --http-only] [--http-conns 16,256] [--hostile | --hostile-only]
 //! corering's comparison runner: echo servers on io_uring and on epoll — corering's two
 //! backends, hand-written loops with no runtime (the floor), tokio, monoio and Go — each in its
 //! own process pinned to one core, driven by one fixed load generator pinned to another core.
@@ -7,7 +7,9 @@
 //! `--files` (or `--files-only`), file I/O too: random 4 KiB reads from the page cache and
 //! 64 KiB writes with fsync, each runner a process pinned to the servers' core (`files`). With
 //! `--http` (or `--http-only`), HTTP/1.1 keep-alive GETs answered by hyper on corering (both
-//! backends) and on tokio, driven by a hand-written keep-alive load generator (`http`).
+//! backends) and on tokio, driven by a hand-written keep-alive load generator (`http`). With
+//! `--hostile` (or `--hostile-only`), an echo client measured beside connection storms:
+//! resets, vanishing connections, slowloris (`hostile`).
 //!
 //! Prints a progress line (stderr) and a table (stdout); writes JSON, CSV and an SVG chart under
 //! `$CARGO_TARGET_DIR/corering-bench/` (default `target/corering-bench/`). `--help` lists the
@@ -17,6 +19,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 mod cli;
 mod files;
+mod hostile;
 mod http;
 mod idle;
 mod launcher;
@@ -98,6 +101,7 @@ fn run_one(launcher: &Launcher, cfg: &Config, server: &str, case: Case) -> RunRe
         }
         Case::Stream { conns } => load::stream(&srv.data, conns, warmup, measure, mark),
         Case::Http { conns } => http::load(&srv.data, conns, warmup, measure, mark),
+        Case::Hostile { storm } => hostile::run(&srv.data, pid, storm, warmup, measure, mark),
         Case::Idle { conns } => return idle::run(srv, conns),
         Case::FileRandomRead | Case::FileWriteFsync => unreachable!("run by files::run_one"),
     };
@@ -109,7 +113,7 @@ fn run_one(launcher: &Launcher, cfg: &Config, server: &str, case: Case) -> RunRe
     };
     drop(srv);
     let secs = out.elapsed.as_secs_f64().max(1e-9);
-    let units = if matches!(case, Case::Rr { .. } | Case::Http { .. }) {
+    let units = if case.per_request() {
         out.units as f64
     } else {
         out.units as f64 / (1024.0 * 1024.0)
@@ -185,6 +189,7 @@ fn run_one(launcher: &Launcher, cfg: &Config, server: &str, case: Case) -> RunRe
         first_error,
         rss: None,
         file: None,
+        storm: out.storm,
     })
 }
 

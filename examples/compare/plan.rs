@@ -1,11 +1,12 @@
 //! What a run will do, found before the first run: the cases, a cell for each server in
-//! each (the echo servers in the network cases, the http servers in the http cases), and which servers cannot run here (io_uring missing, no Go), with the Go programs
-//! built where they will run.
+//! each (the echo servers in the network cases, the http servers in the http cases, three in
+//! the hostile cases), and which servers cannot run here (io_uring missing, no Go), with the
+//! Go programs built where they will run.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::report::{Case, Cell};
-use crate::{files, http, servers, sys, Config};
+use crate::{files, hostile, http, servers, sys, Config};
 
 /// Why servers cannot run here, found before the first run: io_uring missing, or no Go
 /// (the echo server and the file runner are built apart).
@@ -63,6 +64,7 @@ pub fn plan(cfg: &Config, skips: &Skips) -> (Vec<Case>, Vec<Cell>) {
     }
     cases.extend(files::cases(cfg));
     cases.extend(http::cases(cfg));
+    cases.extend(hostile::cases(cfg));
     let mut cells: Vec<Cell> = Vec::new();
     for &case in &cases {
         for &server in &cfg.servers {
@@ -80,11 +82,13 @@ pub fn plan(cfg: &Config, skips: &Skips) -> (Vec<Case>, Vec<Cell>) {
     (cases, cells)
 }
 
-/// Whether `server` has a cell in `case`: the file cases have their runners, the http cases
-/// the http servers, the network cases the echo servers.
+/// Whether `server` has a cell in `case`: the file cases have their runners, the hostile
+/// cases theirs, the http cases the http servers, the network cases the echo servers.
 fn runs_in(server: &str, case: Case) -> bool {
     if case.is_file() {
         files::RUNNERS.contains(&server)
+    } else if case.is_hostile() {
+        hostile::SERVERS.contains(&server)
     } else {
         case.is_http() == http::is_http_server(server)
     }

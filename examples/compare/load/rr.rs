@@ -115,11 +115,23 @@ pub fn request_response<S>(
     measure: Duration,
     mark: impl FnMut() -> S,
 ) -> io::Result<Outcome<S>> {
+    let streams = connect_all(addr, conns)?;
+    echo_loop(streams, size, warmup, measure, mark)
+}
+
+/// Request/response echo with messages of `size` bytes over `streams` (connected by
+/// `connect_all`, non-blocking).
+pub fn echo_loop<S>(
+    streams: Vec<TcpStream>,
+    size: usize,
+    warmup: Duration,
+    measure: Duration,
+    mark: impl FnMut() -> S,
+) -> io::Result<Outcome<S>> {
     let echo = Echo {
         size,
         tx: pattern(size),
     };
-    let streams = connect_all(addr, conns)?;
     closed_loop(streams, echo, size.max(1), warmup, measure, mark)
 }
 
@@ -170,6 +182,7 @@ pub fn closed_loop<E: Exchange, S>(
         first_error: rr.errors.first,
         start,
         end,
+        storm: None,
     })
 }
 

@@ -69,6 +69,7 @@ pub fn stream<S>(
         first_error: errors.first,
         start,
         end,
+        storm: None,
     })
 }
 

@@ -1,5 +1,6 @@
 //! The cases of the matrix: what each measures, and how the outputs name it.
 use crate::files::{IN_FLIGHT, READ_FILE, READ_SIZE, SYNC_EVERY, WRITE_CHUNK};
+use crate::hostile::{Storm, GOOD_CONNS, GOOD_SIZE};
 
 /// One case of the matrix.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,6 +17,9 @@ pub enum Case {
     FileWriteFsync,
     /// HTTP/1.1 keep-alive GETs over `conns` connections, answered by hyper (`crate::http`).
     Http { conns: usize },
+    /// The request/response echo of `crate::hostile` (GOOD_CONNS connections, GOOD_SIZE-byte
+    /// messages) beside `storm`.
+    Hostile { storm: Storm },
 }
 
 /// Streaming: bytes per write.
@@ -40,6 +44,7 @@ impl Case {
             Case::FileRandomRead => "file random read".into(),
             Case::FileWriteFsync => "file write+fsync".into(),
             Case::Http { conns } => format!("http c={conns}"),
+            Case::Hostile { storm } => format!("hostile {}", storm.name()),
         }
     }
 
@@ -77,12 +82,28 @@ impl Case {
                 plural(*conns),
                 size_label(crate::http::BODY.len())
             ),
+            Case::Hostile { storm } => format!(
+                "hostile: request/response, {}, {GOOD_CONNS} connections, beside {} (per \
+                 request)",
+                size_label(GOOD_SIZE),
+                storm.about()
+            ),
         }
     }
 
     /// Whether it is an http case (run against the http servers only).
     pub fn is_http(&self) -> bool {
         matches!(self, Case::Http { .. })
+    }
+
+    /// Whether it is a hostile case (run against `crate::hostile::SERVERS` only).
+    pub fn is_hostile(&self) -> bool {
+        matches!(self, Case::Hostile { .. })
+    }
+
+    /// Whether its unit is a request (its rate is requests/s).
+    pub fn per_request(&self) -> bool {
+        self.unit() == "request"
     }
 
     /// Whether it is one of the file cases (run by `files`, not against a server).
@@ -92,7 +113,7 @@ impl Case {
 
     pub(super) fn unit(&self) -> &'static str {
         match self {
-            Case::Rr { .. } | Case::Http { .. } => "request",
+            Case::Rr { .. } | Case::Http { .. } | Case::Hostile { .. } => "request",
             Case::Stream { .. } => "MiB",
             Case::Idle { .. } => "idle connection",
             Case::FileRandomRead => "read",
@@ -101,7 +122,8 @@ impl Case {
     }
 
     /// The kind, connection count and message size, as the files name them (for the file
-    /// cases: the operations in flight and the bytes of each; for http: the body's bytes).
+    /// cases: the operations in flight and the bytes of each; for http: the body's bytes;
+    /// for hostile: the well-behaved client's, the storm apart).
     pub(super) fn parts(&self) -> (&'static str, usize, usize) {
         match *self {
             Case::Rr { conns, size } => ("rr", conns, size),
@@ -110,6 +132,7 @@ impl Case {
             Case::FileRandomRead => ("file_random_read", IN_FLIGHT, READ_SIZE),
             Case::FileWriteFsync => ("file_write_fsync", 1, WRITE_CHUNK),
             Case::Http { conns } => ("http", conns, crate::http::BODY.len()),
+            Case::Hostile { .. } => ("hostile", GOOD_CONNS, GOOD_SIZE),
         }
     }
 }

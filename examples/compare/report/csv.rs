@@ -2,7 +2,7 @@
 //! are empty fields. The columns of the file cases come last (empty for the others).
 use std::fmt::Write as _;
 
-use super::{Med, Row, Summary};
+use super::{Case, Med, Row, Summary};
 
 const HEADER: &str = "server,case,conns,size,unit,rate,rate_spread,rate_vs_floor,rate_vs_tokio,\
                       p50_us,p99_us,p999_us,cpu_us,cpu_vs_floor,cpu_vs_tokio,syscalls,\
@@ -34,6 +34,11 @@ fn status(r: &Row) -> String {
 
 fn line(out: &mut String, r: &Row) {
     let (kind, conns, size) = r.case.parts();
+    // The hostile cases differ by their storm only: `hostile_reset` etc.
+    let kind = match r.case {
+        Case::Hostile { storm } => format!("{kind}_{}", storm.name()),
+        _ => kind.to_string(),
+    };
     let m = r.med.clone().unwrap_or_else(Med::unknown);
     let _ = writeln!(
         out,

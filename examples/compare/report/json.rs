@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 
 use super::{Case, Cell, FileFigures, Med, Row, Rss, RunInfo, RunResult, Sample, Summary};
+use crate::hostile::StormFigures;
 use crate::{servers, Config};
 
 /// A number, or null where it is not finite.
@@ -25,7 +26,23 @@ fn case(c: Case) -> Value {
     } else {
         kind
     };
-    json!({"kind": kind, "conns": conns, "size": size})
+    let mut v = json!({"kind": kind, "conns": conns, "size": size});
+    if let Case::Hostile { storm } = c {
+        v["storm"] = json!(storm.name());
+    }
+    v
+}
+
+/// Adds what the storm did (the hostile cases only) to an object.
+fn add_storm(v: &mut Value, storm: Option<StormFigures>) {
+    if let Some(f) = storm {
+        v["storm"] = json!({
+            "rate": num(f.rate),
+            "failed": num(f.failed),
+            "open_peak": num(f.open_peak),
+            "secs": num(f.secs),
+        });
+    }
 }
 
 /// Adds the figures of a file case to an object.
@@ -73,6 +90,7 @@ fn sample(s: &Sample) -> Value {
     });
     add_rss(&mut v, s.rss);
     add_file(&mut v, s.file.as_deref().copied());
+    add_storm(&mut v, s.storm);
     v
 }
 
@@ -93,6 +111,7 @@ fn median(m: &Med) -> Value {
         "p999_us": num(m.p999_us),
         "cpu_us": num(m.cpu_us),
         "sys_share": num(m.sys_share),
+        "server_busy": num(m.server_busy),
         "syscalls": opt(m.syscalls),
         "waits": opt(m.waits),
         "ops": opt(m.ops),
@@ -100,6 +119,7 @@ fn median(m: &Med) -> Value {
     });
     add_rss(&mut v, m.rss);
     add_file(&mut v, m.file);
+    add_storm(&mut v, m.storm);
     if m.rss.is_some() {
         v["rss_spread"] = num(m.rss_spread);
     }
@@ -148,6 +168,9 @@ fn row(r: &Row, cells: &[Cell]) -> Value {
     if r.case.is_file() {
         v["vs_corering_epoll"] = pair(r.vs_epoll);
     }
+    if r.case.is_hostile() && r.server != crate::hostile::BASE {
+        v["vs_tokio"]["p99_us"] = opt(r.p99_vs_tokio);
+    }
     v
 }
 
@@ -177,6 +200,7 @@ fn config(cfg: &Config) -> Value {
         "server_buffer": servers::BUF,
         "files": cfg.files,
         "http_conns": cfg.http,
+        "hostile": cfg.hostile,
         "file_dir": cfg.file_dir.display().to_string(),
         "file_fs": cfg
             .files
@@ -211,6 +235,15 @@ pub fn document(cfg: &Config, s: &Summary, cells: &[Cell], info: &RunInfo) -> St
                      connection, conns connections, a size-byte body), cpu_us and syscalls \
                      per request, p50/p99 per request; vs_tokio = ÷ hyper-tokio, the median \
                      of the per-round ratios",
+            "hostile": "the request/response echo (conns connections, size bytes, closed \
+                        loop) beside case.storm (none, reset, vanish, slowloris): rate = \
+                        requests/s, p50/p99/p999_us per request, cpu_us = server CPU per \
+                        request (the storm's share included), server_busy = the server's CPU \
+                        ÷ the window; vs_tokio.p99_us = p99 ÷ tokio's, the median of the \
+                        per-round ratios; storm.rate = storm connections/s (reset, vanish) or \
+                        bytes/s (slowloris) over the storm's run, storm.failed = storm \
+                        connections that failed to open or broke, storm.open_peak = most \
+                        storm connections open at once",
             "file_write_fsync": "rate = writes/s of size bytes, fsync every 16 writes; \
                                  mib_s, cpu_us per write (fsyncs included), p50/p99 per \
                                  write, fsync_rate and fsync_p50_us/fsync_p99_us per fsync",

@@ -4,6 +4,7 @@
 mod case;
 mod csv;
 mod file_table;
+mod hostile_table;
 mod http_table;
 mod json;
 mod summary;
@@ -15,6 +16,7 @@ use std::path::PathBuf;
 
 use super::servers;
 use super::Config;
+use crate::hostile::StormFigures;
 
 pub use case::{Case, IDLE_ECHO, STREAM_CHUNK};
 pub use summary::{median, summarize};
@@ -55,6 +57,8 @@ pub struct Sample {
     pub rss: Option<Rss>,
     /// The file cases only: their own figures (boxed: most runs have none).
     pub file: Option<Box<FileFigures>>,
+    /// The hostile cases only: what the storm did.
+    pub storm: Option<StormFigures>,
 }
 
 /// What a file run measures beyond the rate (operations/s) and the latency of each
@@ -104,6 +108,8 @@ pub struct Rss {
     pub per_conn: f64,
 }
 
+// One per run, a few hundred in all: boxing the sample would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum RunResult {
     Ok(Sample),
     Skipped(String),
@@ -143,6 +149,8 @@ pub struct Med {
     pub p999_us: f64,
     pub cpu_us: f64,
     pub sys_share: f64,
+    /// The server's CPU time as a share of the window (1.0 = its core busy throughout).
+    pub server_busy: f64,
     pub syscalls: Option<f64>,
     pub waits: Option<f64>,
     pub ops: Option<f64>,
@@ -153,6 +161,8 @@ pub struct Med {
     pub rss_spread: f64,
     /// The file cases: the medians of their own figures.
     pub file: Option<FileFigures>,
+    /// The hostile cases: the medians of the storm's figures.
+    pub storm: Option<StormFigures>,
 }
 
 impl Med {
@@ -166,6 +176,7 @@ impl Med {
             p999_us: f64::NAN,
             cpu_us: f64::NAN,
             sys_share: f64::NAN,
+            server_busy: f64::NAN,
             rss_spread: f64::NAN,
             ..Med::default()
         }
@@ -185,6 +196,7 @@ impl Med {
             p999_us: col(|s| s.p999_us),
             cpu_us: col(|s| s.cpu_us),
             sys_share: col(|s| s.sys_share),
+            server_busy: col(|s| s.server_busy),
             syscalls: opt(|s| s.syscalls),
             waits: opt(|s| s.waits),
             ops: opt(|s| s.ops),
@@ -195,6 +207,7 @@ impl Med {
                 rss.map_or(f64::NAN, |m| m.per_conn),
             ),
             file: FileFigures::median(samples),
+            storm: StormFigures::median(samples),
         }
     }
 }
@@ -228,6 +241,8 @@ pub struct Row {
     /// The file cases: this runner ÷ corering-epoll (rate ratio, CPU ratio); they have no
     /// floor.
     pub vs_epoll: Option<(f64, f64)>,
+    /// The hostile cases: p99 latency ÷ tokio's.
+    pub p99_vs_tokio: Option<f64>,
 }
 
 impl Row {
@@ -255,6 +270,7 @@ impl Row {
             rss_vs_floor: None,
             rss_vs_tokio: None,
             vs_epoll: None,
+            p99_vs_tokio: None,
         }
     }
 }

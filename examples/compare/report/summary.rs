@@ -91,6 +91,9 @@ fn ratios(cells: &[Cell], row: &mut Row) {
         row.vs_floor = floor.and_then(|b| paired(cells, server, b, case));
         row.vs_tokio = tokio.and_then(|b| paired(cells, server, b, case));
     }
+    if case.is_hostile() {
+        row.p99_vs_tokio = tokio.and_then(|b| ratio(cells, server, b, case, |s| s.p99_us));
+    }
 }
 
 /// The rows of every cell, with the ratios against the floor of the same kernel interface

@@ -1,7 +1,7 @@
 //! The table on stdout, and the final check of the run.
 use std::io::{self, Write};
 
-use super::{file_table, http_table, Case, Med, Row, RunInfo, Summary};
+use super::{file_table, hostile_table, http_table, Case, Med, Row, RunInfo, Summary};
 use crate::Config;
 
 pub(super) fn rate_fmt(case: Case, x: f64) -> String {
@@ -75,16 +75,19 @@ pub fn print_table(
     info: &RunInfo,
 ) -> io::Result<()> {
     heading(out, cfg, info)?;
-    for &case in &s.cases {
+    for &case in s.cases.iter().filter(|c| !c.is_hostile()) {
         section(out, s, case)?;
     }
+    hostile_table::table(out, s)?;
     legend(out, s)?;
     file_table::legend(out, s)?;
     http_table::legend(out, s)?;
+    hostile_table::legend(out, s)?;
     writeln!(out)?;
     overhead(out, s)?;
     file_table::targets(out, s)?;
-    http_table::targets(out, s)
+    http_table::targets(out, s)?;
+    hostile_table::targets(out, s)
 }
 
 /// Where and how the figures were taken.
@@ -143,7 +146,7 @@ fn section(out: &mut impl Write, s: &Summary, case: Case) -> io::Result<()> {
 
 fn heads(case: Case) -> String {
     let rate_h = match case {
-        Case::Rr { .. } | Case::Http { .. } => "req/s",
+        Case::Rr { .. } | Case::Http { .. } | Case::Hostile { .. } => "req/s",
         Case::FileRandomRead | Case::FileWriteFsync => "ops/s",
         Case::Stream { .. } => "MiB/s",
         Case::Idle { .. } => {
@@ -236,7 +239,10 @@ const IDLE_LEGEND: &str = "bytes/conn: growth of the server's resident memory (R
      of bytes/conn.";
 
 fn legend(out: &mut impl Write, s: &Summary) -> io::Result<()> {
-    if s.cases.iter().all(|c| c.is_file() || c.is_http()) {
+    if s.cases
+        .iter()
+        .all(|c| c.is_file() || c.is_http() || c.is_hostile())
+    {
         return Ok(());
     }
     writeln!(out)?;
