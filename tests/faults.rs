@@ -4,13 +4,13 @@
 //! - `flood`: thousands of idle connections held at once, one echo each, all closed.
 //! - `emfile`: a listener out of file descriptors keeps accepting, without a busy loop.
 //! - `hostile`: resets, half-closes, vanishing and slow peers beside a well-behaved client.
-//! - `storm`: randomized cancels around every op kind, every stream checked byte for byte.
+//! - the cancellation storm is `tests/soak.rs` (1,000 echo streams under random cancels of
+//!   read and write_all, every byte checked).
 //! - `cq`: a 16-entry ring under thousands of concurrent completions.
 //! - `drain`: a shutdown under load: what was answered is whole on the wire.
 //!
 //! `CORERING_FAULT_SCALE=F` scales the counts (default 1; the kernel matrix's emulated guests
-//! run with less). `CORERING_SOAK=SECS` runs the storms for that long instead of once (off
-//! in CI): `CORERING_SOAK=600 cargo test --release --test faults storm -- --nocapture`.
+//! run with a fifth).
 mod support;
 
 #[path = "faults/cq.rs"]
@@ -23,10 +23,6 @@ mod emfile;
 mod flood;
 #[path = "faults/hostile.rs"]
 mod hostile;
-#[path = "faults/storm.rs"]
-mod storm;
-
-use std::time::Duration;
 
 /// `n` scaled by `CORERING_FAULT_SCALE` (at least 1).
 pub fn scaled(n: usize) -> usize {
@@ -36,10 +32,4 @@ pub fn scaled(n: usize) -> usize {
         .filter(|s| s.is_finite() && *s > 0.0)
         .unwrap_or(1.0);
     ((n as f64 * scale) as usize).max(1)
-}
-
-/// How long the storms run under `CORERING_SOAK=SECS`; `None` (run once) when unset.
-pub fn soak() -> Option<Duration> {
-    let secs = std::env::var("CORERING_SOAK").ok()?.parse::<f64>().ok()?;
-    (secs.is_finite() && secs > 0.0).then(|| Duration::from_secs_f64(secs))
 }
