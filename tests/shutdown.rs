@@ -324,6 +324,7 @@ each_variant!(incoming_ends_after_the_shutdown_error);
 /// stream (FIN first), not a bare reset: its last whole message is not made to look lost.
 fn connections_cut_at_the_deadline_end_cleanly_despite_unread_bytes(v: Variant) {
     const CONNS: usize = 8;
+    let _serial = serial();
     let rt = v.builder().cores(1).build().expect("build");
     let (bound, addr) = std::sync::mpsc::channel();
     let stop = rt.shutdown_handle();
