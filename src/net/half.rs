@@ -1,7 +1,6 @@
 //! The I/O of one side of a stream, shared by [`TcpStream`](super::TcpStream),
 //! [`UnixStream`](super::UnixStream) and their halves.
 use std::cell::{Cell, RefCell};
-use std::fmt;
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
@@ -9,58 +8,13 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
+use super::partial::{PartialRead, PartialWrite};
 use super::pooled::PooledState;
+use super::side::SideState;
 use super::Unread;
 use crate::buf::{BufResult, IoBuf, IoBufMut};
 use crate::op::rescue::{ReadRescue, WriteRescue};
 use crate::op::{self, Op, SharedFd};
-
-/// The inner error of a `write_all` that failed after part of its buffer was written: how
-/// much went out, and why the rest did not. The outer error has the same kind.
-///
-/// ```
-/// # use corering::net::PartialWrite;
-/// let err = std::io::Error::from(std::io::ErrorKind::TimedOut);
-/// assert!(PartialWrite::of(&err).is_none()); // nothing was written
-/// ```
-#[derive(Debug)]
-pub struct PartialWrite {
-    /// Bytes of the buffer the kernel took, from its start.
-    pub written: usize,
-    /// What stopped the rest.
-    pub error: io::Error,
-}
-
-impl PartialWrite {
-    /// The partial write behind `err`, if `err` came from a `write_all` that wrote something
-    /// (`None` means nothing of the buffer was written).
-    pub fn of(err: &io::Error) -> Option<&PartialWrite> {
-        err.get_ref()?.downcast_ref()
-    }
-
-    fn error(written: usize, error: io::Error) -> io::Error {
-        if written == 0 {
-            return error;
-        }
-        io::Error::new(error.kind(), PartialWrite { written, error })
-    }
-}
-
-impl fmt::Display for PartialWrite {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} (after {} bytes were written)",
-            self.error, self.written
-        )
-    }
-}
-
-impl std::error::Error for PartialWrite {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
-    }
-}
 
 /// The read side: the fd handle, what cancelled reads left (io_uring only), and the pooled
 /// side (`net::pooled`).
@@ -69,6 +23,8 @@ pub(super) struct Reader {
     pub fd: SharedFd,
     pub rescue: Option<Rc<ReadRescue>>,
     pub pooled: RefCell<PooledState>,
+    /// Whether a read runs, and what a dropped `read_exact` took with it.
+    pub side: SideState,
 }
 
 /// The write side: the fd handle, and what cancelled writes left.
@@ -87,6 +43,8 @@ pub(super) struct Writer {
     pub zero_copy: bool,
     /// The fd goes on elsewhere (`into_std`, `close`): the drop leaves the socket as it is.
     pub handed_over: Cell<bool>,
+    /// Whether a write runs (left set by one forgotten in flight).
+    pub side: SideState,
 }
 
 /// The close rule, the same on both backends, when a write side goes without `close`:
@@ -105,7 +63,7 @@ impl Drop for Writer {
         // SAFETY: this side's handle keeps the fd open for the duration of the calls.
         let fd = unsafe { BorrowedFd::borrow_raw(self.fd.raw()) };
         // Errors are of no use here: the socket may be gone on the peer's side already.
-        if self.rescue.maybe_cut() {
+        if self.rescue.maybe_cut() || self.side.forgotten() {
             let reset = libc::linger {
                 l_onoff: 1,
                 l_linger: 0,
@@ -127,6 +85,7 @@ pub(super) fn sides(fd: OwnedFd, zero_copy: bool) -> (Reader, Writer) {
         fd: fd.clone(),
         rescue: uring.then(Rc::default),
         pooled: Default::default(),
+        side: SideState::default(),
     };
     let writer = Writer {
         fd,
@@ -135,6 +94,7 @@ pub(super) fn sides(fd: OwnedFd, zero_copy: bool) -> (Reader, Writer) {
         loopback: Cell::new(None),
         zero_copy,
         handed_over: Cell::new(false),
+        side: SideState::default(),
     };
     (reader, writer)
 }
@@ -208,6 +168,10 @@ impl Reader {
             );
             return (Err(e), buf);
         }
+        let _running = match self.side.start("read") {
+            Ok(running) => running,
+            Err(e) => return (Err(e), buf),
+        };
         if let Some(rescue) = self.rescue.as_ref().filter(|r| r.is_pending()) {
             if let Some(res) = rescue.take_into(&mut buf).await {
                 return (res, buf);
@@ -223,29 +187,51 @@ impl Reader {
         .await
     }
 
-    /// Dropped part way (not cancelled through a scope), the bytes it had read go with its
-    /// buffer: use a cancel scope to get them back.
+    /// Cut part way, the error says how much it read ([`PartialRead`]); dropped part way,
+    /// the bytes go with its buffer and the side takes no more reads (`SideState`).
     pub async fn read_exact<B: IoBufMut>(&self, buf: B) -> BufResult<(), B> {
         let total = buf.bytes_total();
-        let mut filled = 0;
+        let mut guard = ReadExactGuard {
+            side: &self.side,
+            filled: 0,
+        };
         let mut buf = buf;
-        while filled < total {
-            let (res, slice) = self.read(buf.slice(filled..total)).await;
+        let res = loop {
+            if guard.filled == total {
+                break Ok(());
+            }
+            let (res, slice) = self.read(buf.slice(guard.filled..total)).await;
             buf = slice.into_inner();
             match res {
                 Ok(0) => {
-                    let e = io::Error::new(
+                    break Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "end of stream before the buffer was full",
-                    );
-                    return (Err(e), buf);
+                    ))
                 }
-                Ok(n) => filled += n,
+                Ok(n) => guard.filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return (Err(e), buf),
+                Err(e) => break Err(e),
             }
+        };
+        // Returned, not dropped: the caller learns the count.
+        let filled = std::mem::take(&mut guard.filled);
+        (res.map_err(|e| PartialRead::error(filled, e)), buf)
+    }
+}
+
+/// Marks the read side if a `read_exact` is dropped after part of its buffer was filled:
+/// those bytes left the stream with the buffer.
+struct ReadExactGuard<'a> {
+    side: &'a SideState,
+    filled: usize,
+}
+
+impl Drop for ReadExactGuard<'_> {
+    fn drop(&mut self) {
+        if self.filled > 0 {
+            self.side.lost(self.filled);
         }
-        (Ok(()), buf)
     }
 }
 
@@ -290,6 +276,10 @@ impl Writer {
     }
 
     pub async fn write<B: IoBuf>(&self, buf: B) -> BufResult<usize, B> {
+        let _running = match self.side.start("write") {
+            Ok(running) => running,
+            Err(e) => return (Err(e), buf),
+        };
         self.write_op(buf).await
     }
 
@@ -311,6 +301,10 @@ impl Writer {
     }
 
     pub async fn write_all<B: IoBuf>(&self, buf: B) -> BufResult<(), B> {
+        let _running = match self.side.start("write") {
+            Ok(running) => running,
+            Err(e) => return (Err(e), buf),
+        };
         let total = buf.bytes_init();
         let mut guard = WriteAllGuard {
             rescue: &self.rescue,
@@ -383,14 +377,21 @@ macro_rules! read_methods {
             crate::net::PooledStream::new(&self.$($reader)+)
         }
 
-        /// Fills `buf` up to its capacity (`bytes_total`), reading as often as needed. End of
-        /// stream first gives `UnexpectedEof`; what was read is in the buffer (its length).
+        /// Fills `buf` up to its capacity (`bytes_total`), reading as often as needed. An
+        /// error after some bytes were read (end of stream first gives `UnexpectedEof`)
+        /// carries their count ([`PartialRead`](crate::net::PartialRead)); they are at the
+        /// buffer's start.
         ///
-        /// **Not cancel-safe when dropped**: dropped part way (a `select`, `time::timeout`),
-        /// the bytes it had already read go with its buffer and are lost to the stream.
-        /// To put a deadline on it, cancel it through a
-        /// [`CancelExt`](crate::cancel::CancelExt) scope instead, which returns the buffer
-        /// holding what was read, or loop over [`read`](Self::read), which is cancel-safe.
+        /// **Not cancel-safe when dropped**: dropped part way (a `select`, `time::timeout`)
+        /// after some bytes were read, those bytes go with its buffer, and the stream then
+        /// refuses every read with an error that says so (the next bytes would otherwise
+        /// pass for the ones lost). Dropped before any byte came, nothing is lost. To put a
+        /// deadline on it, cancel it through a [`CancelExt`](crate::cancel::CancelExt) scope:
+        /// the buffer comes back with what was read, and the error's `PartialRead` says how
+        /// much; or loop over [`read`](Self::read), which is cancel-safe.
+        ///
+        /// Any op of a stream whose future was `mem::forget`-ten while in flight makes that
+        /// side refuse later ops (what the forgotten op moves is never reported).
         pub async fn read_exact<B: IoBufMut>(&mut self, buf: B) -> BufResult<(), B> {
             self.$($reader)+.read_exact(buf).await
         }

@@ -7,15 +7,17 @@ mod accept_core;
 mod compat;
 mod half;
 mod listener;
+mod partial;
 mod pooled;
+mod side;
 mod split;
 mod stream;
 mod udp;
 mod udp_options;
 pub mod unix;
 
-pub use half::PartialWrite;
 pub use listener::{Incoming, ListenOptions, TcpListener, ACCEPT_QUEUE_MAX};
+pub use partial::{PartialRead, PartialWrite};
 pub use pooled::{PooledStream, RecvPooled};
 pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, ReuniteError, WriteHalf};
 pub use stream::{TcpStream, Unread};
