@@ -38,14 +38,9 @@ fn pattern(id: usize, k: usize) -> u8 {
 /// xorshift64: the soak's deterministic randomness.
 struct Rng(u64);
 
-thread_local! {
-    /// Mixed into every seed: each soak round (`CORERING_SOAK`) runs fresh randomness.
-    static SALT: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
-}
-
 impl Rng {
     fn salted(seed: u64) -> Rng {
-        Rng((seed ^ SALT.with(|s| s.get())) | 1)
+        Rng((seed ^ salt()) | 1)
     }
     fn next(&mut self) -> u64 {
         let mut x = self.0;
@@ -196,26 +191,13 @@ async fn client(addr: std::net::SocketAddr, id: usize) -> usize {
 /// `CORERING_SOAK=SECS`: rounds run (fresh seeds each) until SECS have passed; else one.
 fn cancellation_soak_loses_nothing_and_leaks_nothing(v: Variant) {
     raise_fd_limit();
-    let soak = std::env::var("CORERING_SOAK")
-        .ok()
-        .and_then(|s| s.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s > 0.0)
-        .map(Duration::from_secs_f64);
-    let start = std::time::Instant::now();
-    let (mut rounds, mut cancels) = (0u64, 0usize);
-    loop {
-        SALT.with(|s| s.set(rounds.wrapping_mul(0x9e37_79b9_7f4a_7c15)));
-        cancels += soak_round(v);
-        rounds += 1;
-        if soak.is_none_or(|d| start.elapsed() >= d) {
-            break;
-        }
-    }
+    let mut cancels = 0;
+    let (rounds, took) = soak_rounds(|| cancels += soak_round(v));
     eprintln!(
         "FIGURE soak::{}: {rounds} rounds in {:.0} s, {} streams, {} bytes checked each way, \
          {cancels} ops cancelled, nothing lost, duplicated or left open",
         v.label(),
-        start.elapsed().as_secs_f64(),
+        took.as_secs_f64(),
         rounds as usize * CONNS,
         rounds as usize * CONNS * BYTES
     );

@@ -4,9 +4,12 @@
 #![allow(dead_code)]
 
 mod child;
+mod soak;
 mod variant;
 #[allow(unused_imports)]
 pub use child::*;
+#[allow(unused_imports)]
+pub use soak::*;
 #[allow(unused_imports)]
 pub use variant::*;
 
@@ -488,13 +491,22 @@ impl Pattern {
     pub fn new(seed: u64) -> Pattern {
         Pattern(seed | 1)
     }
+    /// The next 64 bits (xorshift64).
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    /// A number below `n` (n > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
     pub fn fill(&mut self, out: &mut [u8]) {
         for chunk in out.chunks_mut(8) {
-            let mut x = self.0;
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            self.0 = x;
+            let x = self.next_u64();
             chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
         }
     }
