@@ -1,5 +1,6 @@
 //! Shutdown under load, on every backend: `scaled(1_000)` connections doing 1 KiB
-//! request/response when shutdown is requested with a short grace. Half of them are
+//! request/response when SIGTERM comes (`Builder::shutdown_on_signals`, a short grace; the
+//! test runs in a child process, signals being process-wide). Half of them are
 //! mid-request then (half a request sent, never finished), so the deadline must cancel their
 //! tasks. On the wire: every response a client received is whole and right, nothing follows
 //! the last whole one but a clean end of stream (the close rule: FIN first, on both
@@ -43,7 +44,7 @@ async fn answer(mut stream: corering::net::TcpStream) {
 
 /// The clients: ROUNDS whole exchanges each, then half send half a request; the shutdown
 /// comes; then what each reads: `(whole responses after the rounds, how it ended)`.
-fn clients(addr: SocketAddr, n: usize, stop: corering::ShutdownHandle) -> Vec<(usize, String)> {
+fn clients(addr: SocketAddr, n: usize) -> Vec<(usize, String)> {
     let mut conns: Vec<_> = (0..n)
         .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
         .collect();
@@ -58,7 +59,10 @@ fn clients(addr: SocketAddr, n: usize, stop: corering::ShutdownHandle) -> Vec<(u
             .expect("last request");
     }
     std::thread::sleep(Duration::from_millis(20));
-    stop.shutdown(Duration::from_millis(200));
+    // As a shell's `kill` would: to the whole process (the child running only this test).
+    // SAFETY: kill(2) with our own pid and a signal number; no memory is passed.
+    let sent = unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+    assert_eq!(sent, 0, "kill: {}", std::io::Error::last_os_error());
     conns
         .iter_mut()
         .enumerate()
@@ -90,12 +94,30 @@ fn read_rest(c: &mut std::net::TcpStream, i: usize) -> (usize, String) {
 }
 
 fn shutdown_under_load_leaves_nothing_half_written(v: Variant) {
+    run_child("drain::child_sigterm_under_load", &v.label(), &[]);
+}
+each_variant!(shutdown_under_load_leaves_nothing_half_written);
+
+#[test]
+#[ignore = "runs as a child process of shutdown_under_load_leaves_nothing_half_written"]
+fn child_sigterm_under_load() {
+    let Some(label) = child_message() else {
+        return;
+    };
+    sigterm_under_load(Variant::from_label(&label).expect("a variant label"));
+    println!("CHILD-OK");
+}
+
+fn sigterm_under_load(v: Variant) {
     let n = scaled(1_000);
     raise_fd_limit();
-    let rt = v.builder().cores(1).build().expect("build");
+    let builder = v.builder().cores(1);
+    let rt = builder
+        .shutdown_on_signals(Duration::from_millis(200))
+        .build()
+        .expect("build");
     let (bound, addr) = mpsc::channel();
-    let stop = rt.shutdown_handle();
-    let client = std::thread::spawn(move || clients(addr.recv().expect("addr"), n, stop));
+    let client = std::thread::spawn(move || clients(addr.recv().expect("addr"), n));
     let reports = rt
         .run(|_| {
             let bound = bound.clone();
@@ -125,13 +147,12 @@ fn shutdown_under_load_leaves_nothing_half_written(v: Variant) {
         "answered a request never finished"
     );
     eprintln!(
-        "FIGURE drain::{}: {n} connections under load at shutdown: {answered} last requests \
+        "FIGURE drain::{}: {n} connections under load at SIGTERM: {answered} last requests \
          answered whole, {} cut at the deadline; {clean} clean closes, none half-written",
         v.label(),
         n - answered
     );
 }
-each_variant!(shutdown_under_load_leaves_nothing_half_written);
 
 fn ends(seen: &[(usize, String)]) -> Vec<&str> {
     seen.iter()

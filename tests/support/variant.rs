@@ -184,7 +184,9 @@ pub fn run_variant(test: &str, v: Variant, body: fn(Variant)) {
         return;
     }
     eprintln!("RUN {test}::{label}");
-    let _dog = Watchdog::start(format!("{test}::{label}"), HANG_LIMIT);
+    // A soak (`CORERING_SOAK`) runs for its time on top of the hang limit.
+    let limit = HANG_LIMIT + super::soak_duration().unwrap_or_default();
+    let _dog = Watchdog::start(format!("{test}::{label}"), limit);
     body(v);
 }
 
