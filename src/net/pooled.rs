@@ -122,6 +122,9 @@ impl Reader {
         wait: &mut Option<Op<Readable>>,
         cx: &mut Context<'_>,
     ) -> Option<Poll<io::Result<Option<PooledBuf>>>> {
+        if let Err(e) = self.side.check_lost() {
+            return Some(Poll::Ready(Err(e)));
+        }
         if let Some(front) = self.pooled.borrow_mut().front.take() {
             return Some(Poll::Ready(Ok(Some(front))));
         }

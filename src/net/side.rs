@@ -37,16 +37,24 @@ impl SideState {
                  what it moves is never reported, so the stream takes no more {what}s"
             )));
         }
-        if self.lost.get() > 0 {
+        if let Err(e) = self.check_lost() {
             self.running.set(false);
-            return Err(io::Error::other(format!(
-                "a read_exact of this stream was dropped after it had read {} bytes, which \
-                 went with its buffer: the stream takes no more reads (cancel a read_exact \
-                 through a cancel scope to keep what it read)",
-                self.lost.get()
-            )));
+            return Err(e);
         }
         Ok(Running(&self.running))
+    }
+
+    /// Refuses if a dropped `read_exact` took bytes with it (for pooled reads, which run
+    /// inside a plain read's guard too and so do not take one themselves).
+    pub fn check_lost(&self) -> io::Result<()> {
+        match self.lost.get() {
+            0 => Ok(()),
+            n => Err(io::Error::other(format!(
+                "a read_exact of this stream was dropped after it had read {n} bytes, which \
+                 went with its buffer: the stream takes no more reads (cancel a read_exact \
+                 through a cancel scope to keep what it read)"
+            ))),
+        }
     }
 
     /// Whether an op's future was forgotten in flight (the side is still marked running

@@ -88,6 +88,11 @@ fn a_dropped_read_exact_makes_reads_refuse(v: Variant) {
         let (res, _) = within("read after the drop", stream.read(Vec::with_capacity(16))).await;
         let e = res.expect_err("refused");
         assert!(e.to_string().contains("5 bytes"), "{e}");
+        let e = stream
+            .recv_pooled()
+            .await
+            .expect_err("pooled reads refused too");
+        assert!(e.to_string().contains("5 bytes"), "{e}");
     });
     v.block_on(async {
         use corering::cancel::{CancelExt, Cancelled};
