@@ -171,8 +171,11 @@ fn connect_storm_leaves_nothing_behind_round(v: Variant) {
                     let cancels = cancels.clone();
                     spawn(async move {
                         let mut rng = Pattern::salted(0xc0 ^ id << 24);
-                        loop {
-                            let d = short_delay(&mut rng);
+                        for attempt in 0u32.. {
+                            // Each retry allows more time (a slow emulated kernel's handshake
+                            // outlasts 200 µs: the storm must not livelock its own clients).
+                            let d = short_delay(&mut rng)
+                                + Duration::from_micros(attempt.min(14).pow(2) as u64 * 50);
                             let res = match rng.below(2) {
                                 0 => TcpStream::connect(addr).cancel_after(d).await.map(Some),
                                 _ => match timeout(d, TcpStream::connect(addr)).await {
@@ -187,6 +190,7 @@ fn connect_storm_leaves_nothing_behind_round(v: Variant) {
                                 Err(e) => panic!("connect: {e}"),
                             }
                         }
+                        unreachable!("attempts without end")
                     })
                 })
                 .collect();
