@@ -3,6 +3,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::load::Arrivals;
 use crate::{servers, sys};
 
 const HELP: &str = "\
@@ -51,6 +52,18 @@ usage: cargo run --release --example compare -- [options]
                       connections, each sending 1 byte every 250 ms); servers: corering-uring,
                       corering-epoll and tokio, as far as --servers names them
   --hostile-only      run only the hostile cases
+  --latency           add the latency cases: the echo (64 B and 4 KiB, 16 and 256
+                      connections) in an open loop, requests sent on a fixed schedule and
+                      timed from it, at 10, 25, 50, 75, 90 and 100% of the slowest server's
+                      closed-loop peak (measured first, in the same run); p50/p99/p99.9/max
+                      per rate, the knee (the rate where p99 passes 1 ms) and latency.svg;
+                      a round where the load generator fell behind its own schedule is left
+                      out of the medians; before them, a stall meter spins on both cores;
+                      servers: corering-uring, corering-epoll, tokio and monoio-uring, as far
+                      as --servers names them
+  --latency-only      run only the latency cases (and the closed-loop cases of their peaks)
+  --poisson           the latency cases' requests arrive as a Poisson process (exponential
+                      gaps of the same mean) instead of evenly spaced
 
 Figures are medians over the rounds; ratios are medians of the ratios within each round.
 The default matrix takes about 13 minutes. Exit status 1 if any run had an error.
@@ -80,6 +93,9 @@ pub struct Config {
     pub http: Vec<usize>,
     /// Whether the hostile cases run.
     pub hostile: bool,
+    /// Whether the latency cases run, and how their requests are spaced.
+    pub latency: bool,
+    pub arrivals: Arrivals,
 }
 
 pub fn usage(msg: &str) -> ! {
@@ -166,6 +182,9 @@ struct Given {
     http_conns: Option<Vec<usize>>,
     hostile: bool,
     hostile_only: bool,
+    latency: bool,
+    latency_only: bool,
+    poisson: bool,
 }
 
 pub fn parse_args(args: Vec<String>) -> Config {
@@ -199,6 +218,9 @@ pub fn parse_args(args: Vec<String>) -> Config {
             "--http-conns" => g.http_conns = Some(list(&value(), "http connection count")),
             "--hostile" => g.hostile = true,
             "--hostile-only" => g.hostile_only = true,
+            "--latency" => g.latency = true,
+            "--latency-only" => g.latency_only = true,
+            "--poisson" => g.poisson = true,
             other => usage(&format!("unknown option {other:?}")),
         }
     }
@@ -217,7 +239,7 @@ impl Given {
         let mut sizes = self.sizes.unwrap_or(vec![64, 4096]);
         let mut stream = self.stream.unwrap_or(vec![1, 16]);
         let mut idle = self.idle.unwrap_or(1000);
-        if self.files_only || self.http_only || self.hostile_only {
+        if self.files_only || self.http_only || self.hostile_only || self.latency_only {
             (conns, sizes, stream, idle) = (Vec::new(), Vec::new(), Vec::new(), 0);
         }
         let http = match self.http || self.http_only || self.http_conns.is_some() {
@@ -252,6 +274,11 @@ impl Given {
             files: self.files || self.files_only,
             http,
             hostile: self.hostile || self.hostile_only,
+            latency: self.latency || self.latency_only,
+            arrivals: match self.poisson {
+                true => Arrivals::Poisson,
+                false => Arrivals::Constant,
+            },
         };
         if !(cfg.seconds > 0.0 && cfg.warmup >= 0.0) {
             usage("--seconds must be positive and --warmup not negative");
@@ -276,6 +303,12 @@ pub fn check_fd_limit(cfg: &Config) -> io::Result<()> {
         (
             cfg.hostile.then_some(&crate::hostile::MAX_CONNS),
             "--hostile",
+        ),
+        (
+            cfg.latency
+                .then(|| crate::latency::CONNS.iter().max())
+                .flatten(),
+            "--latency",
         ),
     ]
     .into_iter()

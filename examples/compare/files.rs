@@ -346,5 +346,6 @@ fn parse(out: &str, threads: u64) -> RunResult {
             sync_p99_us: f("sync_p99_us"),
         })),
         storm: None,
+        open: None,
     })
 }

@@ -92,6 +92,7 @@ fn sample(m: Measured, conns: usize, took: Duration) -> Sample {
         }),
         file: None,
         storm: None,
+        open: None,
     }
 }
 

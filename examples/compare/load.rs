@@ -14,7 +14,9 @@
 //! Connections are opened in small batches, each checked with a one-byte echo before the
 //! next, so the server's accept queue never overflows however many there are (see
 //! `CONNECT_BATCH`).
+mod open;
 mod rr;
+mod schedule;
 mod stream;
 
 use std::io;
@@ -48,9 +50,13 @@ pub struct Outcome<S> {
     pub end: S,
     /// The hostile cases: what the storm beside the run did (`crate::hostile`).
     pub storm: Option<crate::hostile::StormFigures>,
+    /// The open-loop (latency) cases: the schedule's figures (`open`).
+    pub open: Option<OpenFigures>,
 }
 
+pub use open::{open_loop, Offer, OpenFigures, DRAIN};
 pub use rr::{closed_loop, echo_loop, request_response, Exchange};
+pub use schedule::Arrivals;
 pub use stream::stream;
 
 /// Events taken per epoll_wait.

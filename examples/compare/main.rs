@@ -1,4 +1,4 @@
-// cargo run --release --example compare -- [--quick] [--servers a,b] [--conns 1,16,10000] [--sizes 64,4096] [--stream-conns 1,16] [--idle N] [--rounds N] [--seconds S] [--files | --files-only] [--file-dir DIR] [--http | --http-only] [--http-conns 16,256] [--hostile | --hostile-only]
+// cargo run --release --example compare -- [--quick] [--servers a,b] [--conns 1,16,10000] [--sizes 64,4096] [--stream-conns 1,16] [--idle N] [--rounds N] [--seconds S] [--files | --files-only] [--file-dir DIR] [--http | --http-only] [--http-conns 16,256] [--hostile | --hostile-only] [--latency | --latency-only] [--poisson]
 //! corering's comparison runner: echo servers on io_uring and on epoll — corering's two
 //! backends, hand-written loops with no runtime (the floor), tokio, monoio and Go — each in its
 //! own process pinned to one core, driven by one fixed load generator pinned to another core.
@@ -9,7 +9,10 @@
 //! `--http` (or `--http-only`), HTTP/1.1 keep-alive GETs answered by hyper on corering (both
 //! backends) and on tokio, driven by a hand-written keep-alive load generator (`http`). With
 //! `--hostile` (or `--hostile-only`), an echo client measured beside connection storms:
-//! resets, vanishing connections, slowloris (`hostile`).
+//! resets, vanishing connections, slowloris (`hostile`). With `--latency` (or
+//! `--latency-only`), an open-loop echo at fixed rates from 10 to 100% of the slowest
+//! server's closed-loop peak: latency against offered load, and where each tail bends
+//! (`latency`).
 //!
 //! Prints a progress line (stderr) and a table (stdout); writes JSON, CSV and an SVG chart under
 //! `$CARGO_TARGET_DIR/corering-bench/` (default `target/corering-bench/`). `--help` lists the
@@ -19,9 +22,11 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 mod cli;
 mod files;
+mod hiccup;
 mod hostile;
 mod http;
 mod idle;
+mod latency;
 mod launcher;
 mod load;
 mod plan;
@@ -44,6 +49,11 @@ pub use launcher::{Launcher, ServerProc};
 use plan::{plan, Skips};
 use report::{Case, RunResult, Sample};
 use servers::{Control, ServerStats};
+
+/// Some unit tests count this process's fds: every test that opens sockets takes this lock,
+/// so that they run one at a time.
+#[cfg(test)]
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -102,6 +112,7 @@ fn run_one(launcher: &Launcher, cfg: &Config, server: &str, case: Case) -> RunRe
         Case::Stream { conns } => load::stream(&srv.data, conns, warmup, measure, mark),
         Case::Http { conns } => http::load(&srv.data, conns, warmup, measure, mark),
         Case::Hostile { storm } => hostile::run(&srv.data, pid, storm, warmup, measure, mark),
+        Case::Latency { .. } => latency::run(&srv.data, cfg, case, warmup, measure, mark),
         Case::Idle { conns } => return idle::run(srv, conns),
         Case::FileRandomRead | Case::FileWriteFsync => unreachable!("run by files::run_one"),
     };
@@ -190,6 +201,7 @@ fn run_one(launcher: &Launcher, cfg: &Config, server: &str, case: Case) -> RunRe
         rss: None,
         file: None,
         storm: out.storm,
+        open: out.open,
     })
 }
 
@@ -272,8 +284,15 @@ fn run(cfg: &Config) -> io::Result<bool> {
             busy_before * 100.0
         );
     }
+    // The machine's own stalls bound what the latency cases can show: measured first.
+    let hiccups = match cfg.latency {
+        true => hiccup::measure(&bench_cores),
+        false => Vec::new(),
+    };
     let (ticks_start, own_start) = (sys::core_ticks(&bench_cores), sys::own_ticks());
     rounds::run_all(cfg, &cases, &mut cells, runs, &launcher);
+    // The latency cases' rates come from the closed-loop peaks just measured.
+    latency::run_phase(cfg, &mut cells, &launcher);
 
     let summary = report::summarize(&cells);
     let mut stdout = io::stdout().lock();
@@ -295,6 +314,7 @@ fn run(cfg: &Config) -> io::Result<bool> {
         busy_before,
         other,
         steal,
+        hiccups,
     };
     report::print_table(&mut stdout, cfg, &summary, &info)?;
     let files = report::write_files(cfg, &summary, &cells, &info)?;

@@ -1,12 +1,13 @@
 //! What a run will do, found before the first run: the cases, a cell for each server in
 //! each (the echo servers in the network cases, the http servers in the http cases, three in
-//! the hostile cases), and which servers cannot run here (io_uring missing, no Go), with the
+//! the hostile cases; the latency cases get theirs once the peaks are known, in
+//! `latency::run_phase`), and which servers cannot run here (io_uring missing, no Go), with the
 //! Go programs built where they will run.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::report::{Case, Cell};
-use crate::{files, hostile, http, servers, sys, Config};
+use crate::{files, hostile, http, latency, servers, sys, Config};
 
 /// Why servers cannot run here, found before the first run: io_uring missing, or no Go
 /// (the echo server and the file runner are built apart).
@@ -65,10 +66,21 @@ pub fn plan(cfg: &Config, skips: &Skips) -> (Vec<Case>, Vec<Cell>) {
     cases.extend(files::cases(cfg));
     cases.extend(http::cases(cfg));
     cases.extend(hostile::cases(cfg));
+    // The closed-loop cases the latency peaks come from, where the matrix lacks them: for
+    // the latency servers only.
+    let mut peak_only = Vec::new();
+    for case in latency::peak_cases(cfg) {
+        if !cases.contains(&case) {
+            cases.push(case);
+            peak_only.push(case);
+        }
+    }
     let mut cells: Vec<Cell> = Vec::new();
     for &case in &cases {
         for &server in &cfg.servers {
-            if !runs_in(server, case) {
+            if !runs_in(server, case)
+                || (peak_only.contains(&case) && !latency::SERVERS.contains(&server))
+            {
                 continue;
             }
             cells.push(Cell {

@@ -37,9 +37,18 @@ pub trait Exchange {
 }
 
 /// The echo: a request of `size` bytes from the pattern, answered by the same bytes.
-struct Echo {
+pub(super) struct Echo {
     size: usize,
     tx: Vec<u8>,
+}
+
+impl Echo {
+    pub(super) fn new(size: usize) -> Echo {
+        Echo {
+            size,
+            tx: pattern(size),
+        }
+    }
 }
 
 impl Exchange for Echo {
@@ -128,11 +137,7 @@ pub fn echo_loop<S>(
     measure: Duration,
     mark: impl FnMut() -> S,
 ) -> io::Result<Outcome<S>> {
-    let echo = Echo {
-        size,
-        tx: pattern(size),
-    };
-    closed_loop(streams, echo, size.max(1), warmup, measure, mark)
+    closed_loop(streams, Echo::new(size), size.max(1), warmup, measure, mark)
 }
 
 /// Runs `ex` in a closed loop over `streams` (connected, non-blocking), reading at most
@@ -183,6 +188,7 @@ pub fn closed_loop<E: Exchange, S>(
         start,
         end,
         storm: None,
+        open: None,
     })
 }
 

@@ -70,6 +70,7 @@ pub fn stream<S>(
         start,
         end,
         storm: None,
+        open: None,
     })
 }
 

@@ -20,6 +20,14 @@ pub enum Case {
     /// The request/response echo of `crate::hostile` (GOOD_CONNS connections, GOOD_SIZE-byte
     /// messages) beside `storm`.
     Hostile { storm: Storm },
+    /// Open-loop echo (`crate::latency`): `size`-byte requests over `conns` connections on a
+    /// fixed schedule of `rate` requests/s, `load` % of the slowest server's closed-loop peak.
+    Latency {
+        conns: usize,
+        size: usize,
+        load: u32,
+        rate: u64,
+    },
 }
 
 /// Streaming: bytes per write.
@@ -45,6 +53,9 @@ impl Case {
             Case::FileWriteFsync => "file write+fsync".into(),
             Case::Http { conns } => format!("http c={conns}"),
             Case::Hostile { storm } => format!("hostile {}", storm.name()),
+            Case::Latency {
+                conns, size, load, ..
+            } => format!("latency {} c={conns} {load}%", size_label(*size)),
         }
     }
 
@@ -88,6 +99,17 @@ impl Case {
                 size_label(GOOD_SIZE),
                 storm.about()
             ),
+            Case::Latency {
+                conns,
+                size,
+                load,
+                rate,
+            } => format!(
+                "latency: open loop, {}, {conns} connection{}, {load}% of the slowest peak = \
+                 {rate} requests/s (per request)",
+                size_label(*size),
+                plural(*conns)
+            ),
         }
     }
 
@@ -99,6 +121,11 @@ impl Case {
     /// Whether it is a hostile case (run against `crate::hostile::SERVERS` only).
     pub fn is_hostile(&self) -> bool {
         matches!(self, Case::Hostile { .. })
+    }
+
+    /// Whether it is an open-loop latency case (run against `crate::latency::SERVERS` only).
+    pub fn is_latency(&self) -> bool {
+        matches!(self, Case::Latency { .. })
     }
 
     /// Whether its unit is a request (its rate is requests/s).
@@ -113,7 +140,9 @@ impl Case {
 
     pub(super) fn unit(&self) -> &'static str {
         match self {
-            Case::Rr { .. } | Case::Http { .. } | Case::Hostile { .. } => "request",
+            Case::Rr { .. } | Case::Http { .. } | Case::Hostile { .. } | Case::Latency { .. } => {
+                "request"
+            }
             Case::Stream { .. } => "MiB",
             Case::Idle { .. } => "idle connection",
             Case::FileRandomRead => "read",
@@ -133,6 +162,7 @@ impl Case {
             Case::FileWriteFsync => ("file_write_fsync", 1, WRITE_CHUNK),
             Case::Http { conns } => ("http", conns, crate::http::BODY.len()),
             Case::Hostile { .. } => ("hostile", GOOD_CONNS, GOOD_SIZE),
+            Case::Latency { conns, size, .. } => ("latency", conns, size),
         }
     }
 }

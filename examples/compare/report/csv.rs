@@ -37,6 +37,8 @@ fn line(out: &mut String, r: &Row) {
     // The hostile cases differ by their storm only: `hostile_reset` etc.
     let kind = match r.case {
         Case::Hostile { storm } => format!("{kind}_{}", storm.name()),
+        // The latency cases differ by their load: `latency_50pct` etc.
+        Case::Latency { load, .. } => format!("{kind}_{load}pct"),
         _ => kind.to_string(),
     };
     let m = r.med.clone().unwrap_or_else(Med::unknown);

@@ -4,7 +4,7 @@
 //! `TARGET_P99` times tokio's).
 use std::io::{self, Write};
 
-use super::table::{num, rate_fmt, ratio_fmt};
+use super::table::{num, rate_fmt, ratio_fmt, row_line};
 use super::{Case, Med, Row, Summary};
 use crate::hostile::{Storm, BASE, GOOD_CONNS, GOOD_SIZE, SERVERS, TARGET_P99};
 
@@ -46,15 +46,7 @@ pub fn table(out: &mut impl Write, s: &Summary) -> io::Result<()> {
         };
         for r in s.rows.iter().filter(|r| r.case == case) {
             let who = format!("{:<9} {:<15}", storm.name(), r.server);
-            match (&r.skipped, &r.med) {
-                (Some(why), _) => writeln!(out, "{who} skipped: {why}")?,
-                (None, Some(m)) => writeln!(out, "{who} {}", figures(r, m))?,
-                (None, None) => writeln!(
-                    out,
-                    "{who} FAILED: {}",
-                    r.first_error.as_deref().unwrap_or("no run finished")
-                )?,
-            }
+            row_line(out, &who, r, figures)?;
         }
     }
     Ok(())

@@ -4,6 +4,7 @@ use serde_json::{json, Value};
 
 use super::{Case, Cell, FileFigures, Med, Row, Rss, RunInfo, RunResult, Sample, Summary};
 use crate::hostile::StormFigures;
+use crate::load::OpenFigures;
 use crate::{servers, Config};
 
 /// A number, or null where it is not finite.
@@ -30,7 +31,22 @@ fn case(c: Case) -> Value {
     if let Case::Hostile { storm } = c {
         v["storm"] = json!(storm.name());
     }
+    if let Case::Latency { load, rate, .. } = c {
+        v["rate"] = json!(rate);
+        v["load_pct"] = json!(load);
+    }
     v
+}
+
+/// Adds the open loop's own figures (the latency cases only) to an object.
+fn add_open(v: &mut Value, open: Option<OpenFigures>) {
+    if let Some(f) = open {
+        v["max_us"] = num(f.max_us);
+        v["offered_rate"] = num(f.offered);
+        v["generator_lag_p99_us"] = num(f.lag_p99_us);
+        v["generator_lag_max_us"] = num(f.lag_max_us);
+        v["unanswered"] = num(f.unanswered);
+    }
 }
 
 /// Adds what the storm did (the hostile cases only) to an object.
@@ -69,6 +85,7 @@ fn add_rss(v: &mut Value, rss: Option<Rss>) {
 
 fn sample(s: &Sample) -> Value {
     let mut v = json!({
+        "counts": s.counts(),
         "rate": num(s.rate),
         "p50_us": num(s.p50_us),
         "p99_us": num(s.p99_us),
@@ -91,6 +108,7 @@ fn sample(s: &Sample) -> Value {
     add_rss(&mut v, s.rss);
     add_file(&mut v, s.file.as_deref().copied());
     add_storm(&mut v, s.storm);
+    add_open(&mut v, s.open);
     v
 }
 
@@ -120,6 +138,7 @@ fn median(m: &Med) -> Value {
     add_rss(&mut v, m.rss);
     add_file(&mut v, m.file);
     add_storm(&mut v, m.storm);
+    add_open(&mut v, m.open);
     if m.rss.is_some() {
         v["rss_spread"] = num(m.rss_spread);
     }
@@ -160,6 +179,7 @@ fn row(r: &Row, cells: &[Cell]) -> Value {
         "errors": r.errors,
         "first_error": r.first_error,
         "rounds_ok": r.rounds_ok,
+        "rounds_disturbed": r.rounds_disturbed,
         "median": r.med.as_ref().map_or(Value::Null, median),
         "vs_floor": vs(r.vs_floor, r.rss_vs_floor),
         "vs_tokio": vs(r.vs_tokio, r.rss_vs_tokio),
@@ -168,8 +188,11 @@ fn row(r: &Row, cells: &[Cell]) -> Value {
     if r.case.is_file() {
         v["vs_corering_epoll"] = pair(r.vs_epoll);
     }
-    if r.case.is_hostile() && r.server != crate::hostile::BASE {
+    if (r.case.is_hostile() || r.case.is_latency()) && r.server != crate::hostile::BASE {
         v["vs_tokio"]["p99_us"] = opt(r.p99_vs_tokio);
+    }
+    if r.case.is_latency() {
+        v["vs_corering_epoll"] = json!({ "p99_us": opt(r.p99_vs_epoll) });
     }
     v
 }
@@ -183,6 +206,12 @@ fn machine(info: &RunInfo) -> Value {
         "other_load": num(info.other),
         "other_load_before": num(info.busy_before),
         "steal": num(info.steal),
+        "hiccups": info.hiccups.iter().map(|h| json!({
+            "core": h.core,
+            "over_1ms_per_s": num(h.over_1ms_s),
+            "max_us": num(h.max_us),
+            "stalled_share": num(h.stalled),
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -201,6 +230,8 @@ fn config(cfg: &Config) -> Value {
         "files": cfg.files,
         "http_conns": cfg.http,
         "hostile": cfg.hostile,
+        "latency": cfg.latency,
+        "latency_arrivals": cfg.arrivals.name(),
         "file_dir": cfg.file_dir.display().to_string(),
         "file_fs": cfg
             .files
@@ -244,12 +275,29 @@ pub fn document(cfg: &Config, s: &Summary, cells: &[Cell], info: &RunInfo) -> St
                         bytes/s (slowloris) over the storm's run, storm.failed = storm \
                         connections that failed to open or broke, storm.open_peak = most \
                         storm connections open at once",
+            "latency": "the echo in an open loop: requests of size bytes sent on a fixed \
+                        schedule of case.rate requests/s (case.load_pct % of the slowest \
+                        latency server's closed-loop peak in the request_response case of \
+                        the same size and conns), spread over conns connections, several in \
+                        flight on one connection when answers are late; each latency runs \
+                        from the request's scheduled send time (no coordinated omission); \
+                        rate = answered requests/s, p50/p99/p999/max_us per request, \
+                        offered_rate = requests scheduled per second of the window, \
+                        generator_lag = how late the load generator itself took a request \
+                        from its schedule, unanswered = requests with no answer 2 s after \
+                        the window (recorded at their age); vs_tokio.p99_us and \
+                        vs_corering_epoll.p99_us = medians of the per-round p99 ratios; \
+                        latency_knees: where each server's p99 passes 1 ms",
             "file_write_fsync": "rate = writes/s of size bytes, fsync every 16 writes; \
                                  mib_s, cpu_us per write (fsyncs included), p50/p99 per \
                                  write, fsync_rate and fsync_p50_us/fsync_p99_us per fsync",
         },
         "results": s.rows.iter().map(|r| row(r, cells)).collect::<Vec<_>>(),
     });
+    let mut doc = doc;
+    if s.cases.iter().any(Case::is_latency) {
+        doc["latency_knees"] = super::latency_table::knees_json(s);
+    }
     let mut text = serde_json::to_string_pretty(&doc).expect("a Value always serializes");
     text.push('\n');
     text

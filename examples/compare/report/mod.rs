@@ -7,6 +7,8 @@ mod file_table;
 mod hostile_table;
 mod http_table;
 mod json;
+mod latency_svg;
+mod latency_table;
 mod summary;
 mod svg;
 mod table;
@@ -17,6 +19,7 @@ use std::path::PathBuf;
 use super::servers;
 use super::Config;
 use crate::hostile::StormFigures;
+use crate::load::OpenFigures;
 
 pub use case::{Case, IDLE_ECHO, STREAM_CHUNK};
 pub use summary::{median, summarize};
@@ -59,6 +62,8 @@ pub struct Sample {
     pub file: Option<Box<FileFigures>>,
     /// The hostile cases only: what the storm did.
     pub storm: Option<StormFigures>,
+    /// The latency cases only: the open loop's own figures.
+    pub open: Option<OpenFigures>,
 }
 
 /// What a file run measures beyond the rate (operations/s) and the latency of each
@@ -126,15 +131,40 @@ pub struct Cell {
 }
 
 impl Cell {
-    /// The runs that finished.
+    /// The runs that finished and count (see `Sample::counts`), or every run that finished
+    /// if none counts.
     fn samples(&self) -> Vec<&Sample> {
-        self.runs
+        let all: Vec<&Sample> = self
+            .runs
             .iter()
             .filter_map(|(_, r)| match r {
                 RunResult::Ok(s) => Some(s),
                 _ => None,
             })
-            .collect()
+            .collect();
+        match all.iter().any(|s| s.counts()) {
+            true => all.into_iter().filter(|s| s.counts()).collect(),
+            false => all,
+        }
+    }
+
+    /// The runs that finished but do not count.
+    fn disturbed(&self) -> usize {
+        let ok = self
+            .runs
+            .iter()
+            .filter(|(_, r)| matches!(r, RunResult::Ok(_)));
+        ok.count() - self.samples().len()
+    }
+}
+
+impl Sample {
+    /// Whether the run counts in the medians and ratios: not one of the latency cases'
+    /// where the load generator fell behind its own schedule (its lag p99 over a quarter
+    /// of the p99), which measured the client's core, not the server.
+    pub fn counts(&self) -> bool {
+        self.open
+            .is_none_or(|o| o.lag_p99_us.is_nan() || o.lag_p99_us <= self.p99_us / 4.0)
     }
 }
 
@@ -163,6 +193,8 @@ pub struct Med {
     pub file: Option<FileFigures>,
     /// The hostile cases: the medians of the storm's figures.
     pub storm: Option<StormFigures>,
+    /// The latency cases: the medians of the open loop's figures.
+    pub open: Option<OpenFigures>,
 }
 
 impl Med {
@@ -208,8 +240,22 @@ impl Med {
             ),
             file: FileFigures::median(samples),
             storm: StormFigures::median(samples),
+            open: open_median(samples),
         }
     }
+}
+
+/// The medians of the open loop's figures of the runs that have them.
+fn open_median(samples: &[&Sample]) -> Option<OpenFigures> {
+    let f: Vec<OpenFigures> = samples.iter().filter_map(|s| s.open).collect();
+    let col = |g: fn(&OpenFigures) -> f64| median(f.iter().map(g).collect());
+    (!f.is_empty()).then(|| OpenFigures {
+        offered: col(|x| x.offered),
+        max_us: col(|x| x.max_us),
+        lag_p99_us: col(|x| x.lag_p99_us),
+        lag_max_us: col(|x| x.lag_max_us),
+        unanswered: col(|x| x.unanswered),
+    })
 }
 
 /// The medians of the memory figures of the runs that have them.
@@ -229,6 +275,8 @@ pub struct Row {
     pub skipped: Option<String>,
     pub med: Option<Med>,
     pub rounds_ok: usize,
+    /// Rounds that finished but were left out (`Sample::counts`).
+    pub rounds_disturbed: usize,
     pub errors: u64,
     pub first_error: Option<String>,
     /// This server ÷ its floor and ÷ tokio (in the http cases ÷ hyper-tokio): (rate ratio,
@@ -241,8 +289,10 @@ pub struct Row {
     /// The file cases: this runner ÷ corering-epoll (rate ratio, CPU ratio); they have no
     /// floor.
     pub vs_epoll: Option<(f64, f64)>,
-    /// The hostile cases: p99 latency ÷ tokio's.
+    /// The hostile and latency cases: p99 latency ÷ tokio's; the latency cases: ÷
+    /// corering-epoll's too.
     pub p99_vs_tokio: Option<f64>,
+    pub p99_vs_epoll: Option<f64>,
 }
 
 impl Row {
@@ -263,6 +313,7 @@ impl Row {
             skipped: cell.skipped.clone(),
             med: (!samples.is_empty()).then(|| Med::of(&samples)),
             rounds_ok: samples.len(),
+            rounds_disturbed: cell.disturbed(),
             errors,
             first_error,
             vs_floor: None,
@@ -271,6 +322,7 @@ impl Row {
             rss_vs_tokio: None,
             vs_epoll: None,
             p99_vs_tokio: None,
+            p99_vs_epoll: None,
         }
     }
 }
@@ -290,10 +342,12 @@ pub struct RunInfo {
     /// during the run, and the share the hypervisor stole.
     pub other: f64,
     pub steal: f64,
+    /// The latency cases: what a thread spinning on each of the two cores saw before them.
+    pub hiccups: Vec<crate::hiccup::Hiccups>,
 }
 
-/// Writes compare.json, compare.csv and compare.svg (when there are request/response cases)
-/// into the output directory.
+/// Writes compare.json, compare.csv, compare.svg (when the matrix has request/response
+/// cases) and latency.svg (when the latency cases ran) into the output directory.
 pub fn write_files(
     cfg: &Config,
     s: &Summary,
@@ -305,10 +359,15 @@ pub fn write_files(
     let csv_path = cfg.out.join("compare.csv");
     std::fs::write(&csv_path, csv::table(s))?;
     let mut written = vec![json_path, csv_path];
-    // The chart shows the request/response cases only.
-    if s.cases.iter().any(|c| matches!(c, Case::Rr { .. })) {
+    // The chart shows the request/response cases of the matrix only.
+    if !cfg.sizes.is_empty() && !cfg.conns.is_empty() {
         let svg_path = cfg.out.join("compare.svg");
         std::fs::write(&svg_path, svg::chart(cfg, s))?;
+        written.push(svg_path);
+    }
+    if s.cases.iter().any(Case::is_latency) {
+        let svg_path = cfg.out.join("latency.svg");
+        std::fs::write(&svg_path, latency_svg::chart(cfg, s))?;
         written.push(svg_path);
     }
     Ok(written)

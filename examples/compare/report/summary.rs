@@ -43,7 +43,7 @@ fn by_round(cells: &[Cell], server: &str, case: Case, f: Figure) -> Vec<(usize, 
         .filter(|c| c.server == server && c.case == case && c.skipped.is_none())
         .flat_map(|c| c.runs.iter())
         .filter_map(|(round, r)| match r {
-            RunResult::Ok(s) => Some((*round, f(s))),
+            RunResult::Ok(s) if s.counts() => Some((*round, f(s))),
             _ => None,
         })
         .collect()
@@ -91,8 +91,12 @@ fn ratios(cells: &[Cell], row: &mut Row) {
         row.vs_floor = floor.and_then(|b| paired(cells, server, b, case));
         row.vs_tokio = tokio.and_then(|b| paired(cells, server, b, case));
     }
-    if case.is_hostile() {
+    if case.is_hostile() || case.is_latency() {
         row.p99_vs_tokio = tokio.and_then(|b| ratio(cells, server, b, case, |s| s.p99_us));
+    }
+    if case.is_latency() {
+        let epoll = (server != crate::latency::EPOLL).then_some(crate::latency::EPOLL);
+        row.p99_vs_epoll = epoll.and_then(|b| ratio(cells, server, b, case, |s| s.p99_us));
     }
 }
 

@@ -17,7 +17,7 @@ const COLORS: &[(&str, &str)] = &[
     ("go", "#17becf"),
 ];
 
-fn color(server: &str) -> &'static str {
+pub(super) fn color(server: &str) -> &'static str {
     COLORS
         .iter()
         .find(|(n, _)| *n == server)
@@ -25,7 +25,7 @@ fn color(server: &str) -> &'static str {
 }
 
 /// The floors are drawn dashed.
-fn dash(server: &str) -> &'static str {
+pub(super) fn dash(server: &str) -> &'static str {
     if server.starts_with("raw-") {
         " stroke-dasharray=\"5,3\""
     } else {
@@ -42,8 +42,8 @@ const METRICS: [Metric; 2] = [
 ];
 
 /// Panel size, and its margins left, right, top and bottom.
-const PW: f64 = 440.0;
-const PH: f64 = 270.0;
+pub(super) const PW: f64 = 440.0;
+pub(super) const PH: f64 = 270.0;
 const MARGINS: (f64, f64, f64, f64) = (62.0, 16.0, 34.0, 42.0);
 
 /// The 1-2-5 steps from the one at or below `lo` to the one at or above `hi`: the ticks of a
@@ -72,7 +72,7 @@ fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     steps[first..=last].to_vec()
 }
 
-fn axis_label(x: f64) -> String {
+pub(super) fn axis_label(x: f64) -> String {
     let (v, suffix) = if x >= 1e6 {
         (x / 1e6, "M")
     } else if x >= 1e3 {
@@ -90,20 +90,40 @@ fn axis_label(x: f64) -> String {
 }
 
 /// Where one panel's plot area lies, and its logarithmic value range.
-struct Panel {
-    x0: f64,
-    y0: f64,
-    w: f64,
-    h: f64,
+pub(super) struct Panel {
+    pub x0: f64,
+    pub y0: f64,
+    pub w: f64,
+    pub h: f64,
     /// ln of the lowest and highest tick.
-    llo: f64,
-    lhi: f64,
+    pub llo: f64,
+    pub lhi: f64,
     /// Points on the x axis (the connection counts).
-    n: usize,
+    pub n: usize,
 }
 
 impl Panel {
-    fn x(&self, i: usize) -> f64 {
+    /// The panel in column `at.0` and row `at.1` of the grid, with `n` points on its x axis
+    /// and a logarithmic y axis from the 1-2-5 tick at or below the least of `values` to the
+    /// one at or above the largest; and those ticks.
+    pub fn log_scaled(values: &[f64], at: (usize, usize), n: usize) -> (Panel, Vec<f64>) {
+        let (ml, mr, mt, mb) = MARGINS;
+        let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = values.iter().copied().fold(0.0, f64::max);
+        let ticks = log_ticks(lo, hi);
+        let p = Panel {
+            x0: PW * at.0 as f64 + ml,
+            y0: 30.0 + PH * at.1 as f64 + mt,
+            w: PW - ml - mr,
+            h: PH - mt - mb,
+            llo: ticks[0].ln(),
+            lhi: ticks[ticks.len() - 1].ln(),
+            n,
+        };
+        (p, ticks)
+    }
+
+    pub fn x(&self, i: usize) -> f64 {
         if self.n == 1 {
             self.x0 + self.w / 2.0
         } else {
@@ -112,7 +132,7 @@ impl Panel {
     }
 
     /// A logarithmic axis: equal ratios are equal distances.
-    fn y(&self, v: f64) -> f64 {
+    pub fn y(&self, v: f64) -> f64 {
         self.y0 + self.h - self.h * (v.ln() - self.llo) / (self.lhi - self.llo)
     }
 }
@@ -158,7 +178,6 @@ fn panel(
     at: (usize, usize),
 ) {
     let (mname, mget) = metric;
-    let (ml, mr, mt, mb) = MARGINS;
     let value = |server: &str, c: usize| -> Option<f64> {
         s.rows
             .iter()
@@ -174,18 +193,7 @@ fn panel(
         .flat_map(|sv| cfg.conns.iter().filter_map(move |&c| value(sv, c)))
         .filter(|v| *v > 0.0)
         .collect();
-    let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = all.iter().copied().fold(0.0, f64::max);
-    let ticks = log_ticks(lo, hi);
-    let p = Panel {
-        x0: PW * at.0 as f64 + ml,
-        y0: 30.0 + PH * at.1 as f64 + mt,
-        w: PW - ml - mr,
-        h: PH - mt - mb,
-        llo: ticks[0].ln(),
-        lhi: ticks[ticks.len() - 1].ln(),
-        n: cfg.conns.len(),
-    };
+    let (p, ticks) = Panel::log_scaled(&all, at, cfg.conns.len());
     let _ = writeln!(
         o,
         "<text x=\"{}\" y=\"{}\" font-size=\"12\" font-weight=\"bold\">{mname}, {}</text>",
@@ -193,7 +201,10 @@ fn panel(
         p.y0 - 10.0,
         size_label(size)
     );
-    axes(o, &p, &ticks, &cfg.conns);
+    let labels: Vec<(f64, String)> = (cfg.conns.iter().enumerate())
+        .map(|(i, c)| (p.x(i), c.to_string()))
+        .collect();
+    axes(o, &p, &ticks, &labels, "connections");
     for sv in &cfg.servers {
         let pts: Vec<(f64, f64)> = cfg
             .conns
@@ -205,8 +216,15 @@ fn panel(
     }
 }
 
-/// The grid lines with their values, the connection counts and the frame.
-fn axes(o: &mut String, p: &Panel, ticks: &[f64], conns: &[usize]) {
+/// The grid lines with their values, the labels on the x axis (each at its x), the axis's
+/// name, and the frame.
+pub(super) fn axes(
+    o: &mut String,
+    p: &Panel,
+    ticks: &[f64],
+    labels: &[(f64, String)],
+    xname: &str,
+) {
     let x0 = p.x0;
     for &v in ticks {
         let y = p.y(v);
@@ -220,18 +238,17 @@ fn axes(o: &mut String, p: &Panel, ticks: &[f64], conns: &[usize]) {
             axis_label(v)
         );
     }
-    for (i, c) in conns.iter().enumerate() {
+    for (x, c) in labels {
         let _ = writeln!(
             o,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">{c}</text>",
-            p.x(i),
+            "<text x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{c}</text>",
             p.y0 + p.h + 16.0
         );
     }
     let (y0, w, h) = (p.y0, p.w, p.h);
     let _ = writeln!(
         o,
-        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#555555\">connections</text>\
+        "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"#555555\">{xname}</text>\
          <rect x=\"{x0}\" y=\"{y0}\" width=\"{w}\" height=\"{h}\" fill=\"none\" \
          stroke=\"#888888\"/>",
         x0 + w / 2.0,
@@ -240,7 +257,7 @@ fn axes(o: &mut String, p: &Panel, ticks: &[f64], conns: &[usize]) {
 }
 
 /// One server's line and points.
-fn series(o: &mut String, sv: &str, pts: &[(f64, f64)]) {
+pub(super) fn series(o: &mut String, sv: &str, pts: &[(f64, f64)]) {
     if pts.is_empty() {
         return;
     }

@@ -1,7 +1,9 @@
 //! The table on stdout, and the final check of the run.
 use std::io::{self, Write};
 
-use super::{file_table, hostile_table, http_table, Case, Med, Row, RunInfo, Summary};
+use super::{
+    file_table, hostile_table, http_table, latency_table, Case, Med, Row, RunInfo, Summary,
+};
 use crate::Config;
 
 pub(super) fn rate_fmt(case: Case, x: f64) -> String {
@@ -33,6 +35,24 @@ pub(super) fn ratio_fmt(r: Option<f64>) -> String {
     match r {
         Some(x) if x.is_finite() => format!("{x:.2}"),
         _ => "-".into(),
+    }
+}
+
+/// A row's line after `who` (its case and server): its figures, or why it has none.
+pub(super) fn row_line(
+    out: &mut impl Write,
+    who: &str,
+    r: &Row,
+    figures: impl Fn(&Row, &Med) -> String,
+) -> io::Result<()> {
+    match (&r.skipped, &r.med) {
+        (Some(why), _) => writeln!(out, "{who} skipped: {why}"),
+        (None, Some(m)) => writeln!(out, "{who} {}", figures(r, m)),
+        (None, None) => writeln!(
+            out,
+            "{who} FAILED: {}",
+            r.first_error.as_deref().unwrap_or("no run finished")
+        ),
     }
 }
 
@@ -75,19 +95,26 @@ pub fn print_table(
     info: &RunInfo,
 ) -> io::Result<()> {
     heading(out, cfg, info)?;
-    for &case in s.cases.iter().filter(|c| !c.is_hostile()) {
+    for &case in s
+        .cases
+        .iter()
+        .filter(|c| !c.is_hostile() && !c.is_latency())
+    {
         section(out, s, case)?;
     }
     hostile_table::table(out, s)?;
+    latency_table::table(out, s)?;
     legend(out, s)?;
     file_table::legend(out, s)?;
     http_table::legend(out, s)?;
     hostile_table::legend(out, s)?;
+    latency_table::legend(out, s, info)?;
     writeln!(out)?;
     overhead(out, s)?;
     file_table::targets(out, s)?;
     http_table::targets(out, s)?;
-    hostile_table::targets(out, s)
+    hostile_table::targets(out, s)?;
+    latency_table::targets(out, s)
 }
 
 /// Where and how the figures were taken.
@@ -146,7 +173,9 @@ fn section(out: &mut impl Write, s: &Summary, case: Case) -> io::Result<()> {
 
 fn heads(case: Case) -> String {
     let rate_h = match case {
-        Case::Rr { .. } | Case::Http { .. } | Case::Hostile { .. } => "req/s",
+        Case::Rr { .. } | Case::Http { .. } | Case::Hostile { .. } | Case::Latency { .. } => {
+            "req/s"
+        }
         Case::FileRandomRead | Case::FileWriteFsync => "ops/s",
         Case::Stream { .. } => "MiB/s",
         Case::Idle { .. } => {
@@ -241,7 +270,7 @@ const IDLE_LEGEND: &str = "bytes/conn: growth of the server's resident memory (R
 fn legend(out: &mut impl Write, s: &Summary) -> io::Result<()> {
     if s.cases
         .iter()
-        .all(|c| c.is_file() || c.is_http() || c.is_hostile())
+        .all(|c| c.is_file() || c.is_http() || c.is_hostile() || c.is_latency())
     {
         return Ok(());
     }

@@ -16,8 +16,7 @@ use super::{churn, slowloris, Tally, Until, RESET_SEND};
 const LIMIT: Duration = Duration::from_secs(60);
 /// The connections a second of the churn storms in these tests.
 const TEST_RATE: f64 = 200.0;
-/// The tests count this process's fds, so they run one at a time.
-static SERIAL: Mutex<()> = Mutex::new(());
+use crate::SERIAL;
 
 /// How a connection the test server accepted ended.
 #[derive(Clone, Copy, Debug, PartialEq)]
