@@ -59,6 +59,11 @@ pub use rr::{closed_loop, echo_loop, request_response, Exchange};
 pub use schedule::Arrivals;
 pub use stream::stream;
 
+/// A histogram of latencies in nanoseconds, 1 ns to 60 s, 3 significant digits.
+fn latency_histogram() -> io::Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).map_err(|e| io::Error::other(e.to_string()))
+}
+
 /// Events taken per epoll_wait.
 const EVENTS: usize = 1024;
 

@@ -12,8 +12,8 @@
 //!
 //! The measured requests are those scheduled in the window. It begins a little after the
 //! runner's mark at the end of the warm-up returns (SETTLE, CATCH_UP: the requests that mark
-//! delayed are not measured), lasts `measure`, and the schedule goes on after it at the same rate until every
-//! measured request is answered, or DRAIN has passed: a request still unanswered then is
+//! delayed are not measured), lasts `measure`, and the schedule goes on after it at the
+//! same rate until every measured request is answered, or DRAIN has passed: a request still unanswered then is
 //! recorded at its age and counted as unanswered. The closing mark is taken then: the
 //! outcome's units and elapsed time are the requests answered (measured or not) between the
 //! two marks and the time between them, so the server's CPU is divided by what it did in
@@ -30,7 +30,7 @@ use hdrhistogram::Histogram;
 
 use super::rr::Echo;
 use super::schedule::{Arrivals, Schedule};
-use super::{Epoll, Errors, Outcome, EVENTS, STALL};
+use super::{latency_histogram, Epoll, Errors, Outcome, EVENTS, STALL};
 
 /// The generator spins when the next request is due within this; it sleeps otherwise.
 const SPIN: Duration = Duration::from_millis(2);
@@ -96,6 +96,14 @@ struct OpenConn {
     dead: bool,
 }
 
+/// The measured window, once it is known: the mark at its start, when that mark was taken,
+/// and the window [ws, we) itself (requests due in it are measured).
+struct Begun<S> {
+    mark: S,
+    at: Instant,
+    window: (Instant, Instant),
+}
+
 /// One measured request as the test sees it: when it was due, and the latency recorded.
 pub type Traced = (Instant, Duration);
 
@@ -106,9 +114,8 @@ struct OpenLoop {
     rx: Vec<u8>,
     hist: Histogram<u64>,
     lag: Histogram<u64>,
-    /// Measured requests scheduled, and those not yet answered.
+    /// Measured requests scheduled (those answered, or given up on, are in `hist`).
     scheduled: u64,
-    outstanding: u64,
     /// Requests answered since the mark at the window's start (measured or not: the
     /// server's counters cover them all), and requests sent and not yet answered.
     answered: u64,
@@ -145,8 +152,7 @@ pub(super) fn run<S>(
     let (ep, mut ol) = OpenLoop::start(streams, size, trace)?;
     let t0 = Instant::now();
     let mut schedule = Schedule::new(t0, offer.rate, offer.arrivals);
-    // The mark at the window's start, when it was taken, and the window [ws, we).
-    let mut start: Option<(S, Instant, Instant, Instant)> = None;
+    let mut start: Option<Begun<S>> = None;
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS];
     loop {
         let now = Instant::now();
@@ -156,12 +162,16 @@ pub(super) fn run<S>(
             // window starts once the server has had time to catch up with them.
             let ws = Instant::now() + SETTLE + (t.elapsed() * CATCH_UP).min(CATCH_UP_MAX);
             ol.answered = 0;
-            start = Some((s, t, ws, ws + offer.measure));
+            start = Some(Begun {
+                mark: s,
+                at: t,
+                window: (ws, ws + offer.measure),
+            });
         }
-        let window = start.as_ref().map(|s| (s.2, s.3));
+        let window = start.as_ref().map(|b| b.window);
         ol.take_due(&ep, &mut schedule, now, window);
         if let Some((_, we)) = window {
-            if now >= we && (ol.outstanding == 0 || now >= we + offer.drain) {
+            if now >= we && (ol.outstanding() == 0 || now >= we + offer.drain) {
                 break;
             }
         }
@@ -183,7 +193,7 @@ pub(super) fn run<S>(
     let end_t = Instant::now();
     let end = mark();
     let (start, start_t) = match start {
-        Some((s, t, ..)) => (s, t),
+        Some(b) => (b.mark, b.at),
         None => (mark(), end_t),
     };
     let unanswered = ol.give_up(Instant::now());
@@ -213,10 +223,6 @@ impl OpenLoop {
     /// Registers every connection; nothing is sent until the schedule says so.
     fn start(streams: Vec<TcpStream>, size: usize, trace: bool) -> io::Result<(Epoll, OpenLoop)> {
         let ep = Epoll::new()?;
-        let hist = || {
-            Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)
-                .map_err(|e| io::Error::other(e.to_string()))
-        };
         let alive = streams.len();
         let mut cs = Vec::with_capacity(alive);
         for (i, stream) in streams.into_iter().enumerate() {
@@ -241,10 +247,9 @@ impl OpenLoop {
             echo: Echo::new(size),
             cs,
             rx: vec![0u8; RX],
-            hist: hist()?,
-            lag: hist()?,
+            hist: latency_histogram()?,
+            lag: latency_histogram()?,
             scheduled: 0,
-            outstanding: 0,
             answered: 0,
             in_flight: 0,
             next: 0,
@@ -272,7 +277,6 @@ impl OpenLoop {
             if measured {
                 self.lag.saturating_record((now - due).as_nanos() as u64);
                 self.scheduled += 1;
-                self.outstanding += 1;
             }
             if self.in_flight == 0 {
                 // Nothing was pending: the wait for an answer starts now.
@@ -285,6 +289,11 @@ impl OpenLoop {
             self.send(ep, i);
             schedule.advance();
         }
+    }
+
+    /// Measured requests not yet answered.
+    fn outstanding(&self) -> u64 {
+        self.scheduled - self.hist.len()
     }
 
     /// An error, once, if requests are pending and nothing has been answered for STALL;

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use super::{
-    connect_all, pattern, retry, sys_read, sys_send, Epoll, Errors, Outcome, Phase, Window, EVENTS,
-    PERIOD, STALL,
+    connect_all, latency_histogram, pattern, retry, sys_read, sys_send, Epoll, Errors, Outcome,
+    Phase, Window, EVENTS, PERIOD, STALL,
 };
 
 /// One kind of request and its response, as the closed loop sees them.
@@ -213,8 +213,7 @@ fn start<E: Exchange>(streams: Vec<TcpStream>, ex: E, rx_len: usize) -> io::Resu
         ex,
         cs,
         rx: vec![0u8; rx_len],
-        hist: Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)
-            .map_err(|e| io::Error::other(e.to_string()))?,
+        hist: latency_histogram()?,
         done: 0,
         last_progress: now,
         alive: conns,

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::case::size_label;
-use super::svg::{axes, axis_label, color, dash, series, Panel, PH, PW};
+use super::svg::{axes, axis_label, key, series, Panel, PH, PW};
 use super::{Case, Summary};
 use crate::latency::{self, CONNS, KNEE_US, LOADS, SIZES};
 use crate::Config;
@@ -51,7 +51,9 @@ pub fn chart(cfg: &Config, s: &Summary) -> String {
             panel(&mut o, s, &servers, (size, conns), (si, ci));
         }
     }
-    legend(&mut o, &servers, PH * CONNS.len() as f64 + 40.0);
+    for (i, sv) in servers.iter().enumerate() {
+        key(&mut o, i, PH * CONNS.len() as f64 + 40.0, sv, "");
+    }
     o.push_str("</svg>\n");
     o
 }
@@ -106,23 +108,5 @@ fn panel(o: &mut String, s: &Summary, servers: &[&str], case: (usize, usize), at
             .filter_map(|&l| p99(s, sv, size, conns, l).map(|v| (x(l), p.y(v))))
             .collect();
         series(o, sv, &pts);
-    }
-}
-
-/// A key per server, four to a line, below the panels.
-fn legend(o: &mut String, servers: &[&str], ly: f64) {
-    for (i, sv) in servers.iter().enumerate() {
-        let x = 20.0 + 200.0 * (i % 4) as f64;
-        let y = ly + 22.0 * (i / 4) as f64;
-        let _ = writeln!(
-            o,
-            "<line x1=\"{x}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"{}\" stroke-width=\"2\"{}/>\
-             <text x=\"{}\" y=\"{}\">{sv}</text>",
-            x + 24.0,
-            color(sv),
-            dash(sv),
-            x + 30.0,
-            y + 4.0
-        );
     }
 }

@@ -131,21 +131,26 @@ pub struct Cell {
 }
 
 impl Cell {
-    /// The runs that finished and count (see `Sample::counts`), or every run that finished
-    /// if none counts.
-    fn samples(&self) -> Vec<&Sample> {
-        let all: Vec<&Sample> = self
+    /// The runs that finished and count (see `Sample::counts`), with their rounds; every run
+    /// that finished if none counts. The medians and the per-round ratios both take these.
+    pub(super) fn counted(&self) -> Vec<(usize, &Sample)> {
+        let all: Vec<(usize, &Sample)> = self
             .runs
             .iter()
-            .filter_map(|(_, r)| match r {
-                RunResult::Ok(s) => Some(s),
+            .filter_map(|(round, r)| match r {
+                RunResult::Ok(s) => Some((*round, s)),
                 _ => None,
             })
             .collect();
-        match all.iter().any(|s| s.counts()) {
-            true => all.into_iter().filter(|s| s.counts()).collect(),
+        match all.iter().any(|(_, s)| s.counts()) {
+            true => all.into_iter().filter(|(_, s)| s.counts()).collect(),
             false => all,
         }
+    }
+
+    /// The runs the figures are made of (`counted`).
+    fn samples(&self) -> Vec<&Sample> {
+        self.counted().into_iter().map(|(_, s)| s).collect()
     }
 
     /// The runs that finished but do not count.
@@ -154,7 +159,7 @@ impl Cell {
             .runs
             .iter()
             .filter(|(_, r)| matches!(r, RunResult::Ok(_)));
-        ok.count() - self.samples().len()
+        ok.count() - self.counted().len()
     }
 }
 

@@ -1,7 +1,7 @@
 //! The summary of a run: the medians over the rounds of every server in every case, and
 //! the ratios of each server to its floor and to tokio (the medians of the ratios within each
 //! round).
-use super::{servers, Case, Cell, Row, RunResult, Sample, Summary};
+use super::{servers, Case, Cell, Row, Sample, Summary};
 
 /// The median of the finite values of `v` (NaN if there are none).
 pub fn median(mut v: Vec<f64>) -> f64 {
@@ -36,16 +36,13 @@ pub fn spread(values: impl Iterator<Item = f64>, med: f64) -> f64 {
     }
 }
 
-/// The (round, figure) of every finished run of `server` in `case`.
+/// The (round, figure) of every counted run of `server` in `case` (`Cell::counted`).
 fn by_round(cells: &[Cell], server: &str, case: Case, f: Figure) -> Vec<(usize, f64)> {
     cells
         .iter()
         .filter(|c| c.server == server && c.case == case && c.skipped.is_none())
-        .flat_map(|c| c.runs.iter())
-        .filter_map(|(round, r)| match r {
-            RunResult::Ok(s) if s.counts() => Some((*round, f(s))),
-            _ => None,
-        })
+        .flat_map(|c| c.counted())
+        .map(|(round, s)| (round, f(s)))
         .collect()
 }
 

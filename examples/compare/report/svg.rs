@@ -17,7 +17,7 @@ const COLORS: &[(&str, &str)] = &[
     ("go", "#17becf"),
 ];
 
-pub(super) fn color(server: &str) -> &'static str {
+fn color(server: &str) -> &'static str {
     COLORS
         .iter()
         .find(|(n, _)| *n == server)
@@ -25,7 +25,7 @@ pub(super) fn color(server: &str) -> &'static str {
 }
 
 /// The floors are drawn dashed.
-pub(super) fn dash(server: &str) -> &'static str {
+fn dash(server: &str) -> &'static str {
     if server.starts_with("raw-") {
         " stroke-dasharray=\"5,3\""
     } else {
@@ -289,22 +289,27 @@ fn charted<'a>(cfg: &'a Config, s: &'a Summary) -> impl Iterator<Item = &'a &'st
 fn legend(o: &mut String, cfg: &Config, s: &Summary) {
     let ly = 30.0 + PH * METRICS.len() as f64 + 10.0;
     for (i, sv) in charted(cfg, s).enumerate() {
-        let x = 20.0 + 200.0 * (i % 4) as f64;
-        let y = ly + 22.0 * (i / 4) as f64;
         let skipped = s
             .rows
             .iter()
             .any(|r| r.server == *sv && r.skipped.is_some());
-        let _ = writeln!(
-            o,
-            "<line x1=\"{x}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"{}\" stroke-width=\"2\"{}/>\
-             <text x=\"{}\" y=\"{}\">{sv}{}</text>",
-            x + 24.0,
-            color(sv),
-            dash(sv),
-            x + 30.0,
-            y + 4.0,
-            if skipped { " (skipped)" } else { "" }
-        );
+        key(o, i, ly, sv, if skipped { " (skipped)" } else { "" });
     }
+}
+
+/// The key of the `i`-th server of a legend whose first line is at `ly`, four to a line:
+/// its line style and its name, with `note` after it.
+pub(super) fn key(o: &mut String, i: usize, ly: f64, sv: &str, note: &str) {
+    let x = 20.0 + 200.0 * (i % 4) as f64;
+    let y = ly + 22.0 * (i / 4) as f64;
+    let _ = writeln!(
+        o,
+        "<line x1=\"{x}\" y1=\"{y}\" x2=\"{}\" y2=\"{y}\" stroke=\"{}\" stroke-width=\"2\"{}/>\
+         <text x=\"{}\" y=\"{}\">{sv}{note}</text>",
+        x + 24.0,
+        color(sv),
+        dash(sv),
+        x + 30.0,
+        y + 4.0
+    );
 }

@@ -63,10 +63,10 @@ impl OpenLoop {
         }
     }
 
+    /// Records a measured request due at `due` as answered (or given up on) at `at`.
     pub(super) fn record(&mut self, due: Instant, at: Instant) {
         let latency = at.saturating_duration_since(due);
         self.hist.saturating_record(latency.as_nanos() as u64);
-        self.outstanding -= 1;
         if let Some(t) = self.trace.as_mut() {
             t.push((due, latency));
         }
